@@ -1,0 +1,2 @@
+//! dkraid-core: placeholder, being written.
+#![cfg_attr(not(test), no_std)]
