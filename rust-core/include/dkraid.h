@@ -1,0 +1,272 @@
+/*
+ * dkraid.h — the C ABI between the dext (C++, DriverKit objects only) and dkraid-core (Rust,
+ * every decision). This file is the single source of truth: bindgen turns it into
+ * rust-core/src/abi/generated.rs (scripts/check-abi.sh regenerates it and fails on any
+ * difference), and the dext includes it as is.
+ *
+ * Rules of the boundary:
+ *  - Only fixed-width integers and #[repr(C)] structs cross it; no pointer the core keeps is a
+ *    DriverKit object. Opaque handles (uint64_t) name the C++ side's objects.
+ *  - Every entry point returns a dk_ioreturn (an IOReturn value) and never unwinds.
+ *  - Pointers passed in are validated once, at the entry point (NULL, alignment, size).
+ *  - LP64 only (arm64 and x86_64 macOS/DriverKit, x86_64/aarch64 Linux for the test-bed).
+ */
+#ifndef DKRAID_H
+#define DKRAID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change to this file; dk_platform and dk_core_config carry it. */
+#define DK_ABI_VERSION 1u
+
+/* An IOReturn / kern_return_t. Named values live in the core's IOReturn type. */
+typedef int32_t dk_ioreturn;
+
+/* ------------------------------------------------------------------------------------------
+ * Mirrors of the SCSIControllerDriverKit structs (IOUserSCSIParallelInterfaceController.iig).
+ * Same field names, same layout (DRIVERKIT.md §5); the dext copies between them with memcpy
+ * after static_assert(sizeof) on both sides.
+ * ------------------------------------------------------------------------------------------ */
+
+#define DK_SCSI_PARALLEL_FEATURE_COUNT 5u
+#define DK_SCSI_CDB_SIZE_MAXIMUM 16u
+#define DK_SCSI_LOGICAL_UNIT_BYTES 8u
+#define DK_SCSI_MAX_SENSE_BUFFER_SIZE 256u
+
+/* kScsiUserParallelTaskResponseCurrentVersion1: any other response version is dropped by the
+ * kernel and the I/O never completes. */
+#define DK_SCSI_USER_PARALLEL_RESPONSE_VERSION 1u
+
+typedef struct dk_scsi_user_parallel_task {
+    uint64_t version;
+    uint64_t fTargetID;
+    uint32_t fSCSIParallelFeatureRequest[DK_SCSI_PARALLEL_FEATURE_COUNT];
+    uint64_t fSCSIParallelFeatureRequestCount;
+    uint64_t fControllerTaskIdentifier;
+    uint64_t fRequestedTransferCount;
+    uint64_t fBufferIOVMAddr; /* a device (IOVA) address, never a CPU pointer */
+    uint32_t fTaskAttribute;  /* 0 simple, 1 ordered, 2 head of queue, 3 ACA */
+    uint64_t fTaskTagIdentifier;
+    uint8_t fLogicalUnitBytes[DK_SCSI_LOGICAL_UNIT_BYTES];
+    uint8_t fCommandDescriptorBlock[DK_SCSI_CDB_SIZE_MAXIMUM];
+    uint8_t fCommandSize;
+    uint8_t fTransferDirection; /* 0 none, 1 write (out), 2 read (in) */
+    uint32_t fTimeoutInMilliSec;
+    uint8_t reserved[6];
+} dk_scsi_user_parallel_task;
+
+typedef struct dk_scsi_user_parallel_response {
+    uint64_t version;
+    uint64_t fTargetID;
+    uint32_t fSCSIParallelFeatureResult[DK_SCSI_PARALLEL_FEATURE_COUNT];
+    uint64_t fSCSIParallelFeatureRequestResultCount;
+    uint64_t fControllerTaskIdentifier;
+    uint32_t fCompletionStatus; /* SCSITaskStatus */
+    uint32_t fServiceResponse;  /* SCSIServiceResponse */
+    uint64_t fBytesTransferred;
+    uint8_t fSenseLength;
+    uint8_t fSenseBuffer[DK_SCSI_MAX_SENSE_BUFFER_SIZE];
+    uint8_t reserved[51];
+} dk_scsi_user_parallel_response;
+
+/* ------------------------------------------------------------------------------------------
+ * The platform: synchronous services the C++ side provides to the core.
+ * ------------------------------------------------------------------------------------------ */
+
+/* IODMACommand::PrepareForDMA fills at most 32 segments per call. */
+#define DK_DMA_MAX_SEGMENTS 32u
+
+/* kIOMemoryDirectionIn/Out/InOut: the only bits IOBufferMemoryDescriptor::Create accepts. */
+#define DK_DMA_DIRECTION_IN 1u
+#define DK_DMA_DIRECTION_OUT 2u
+#define DK_DMA_DIRECTION_IN_OUT 3u
+
+/* One device-visible segment (IOAddressSegment). */
+typedef struct dk_dma_segment {
+    uint64_t address; /* IOVA */
+    uint64_t length;
+} dk_dma_segment;
+
+/* A buffer the C++ side created (IOBufferMemoryDescriptor::Create + SetLength +
+ * GetAddressRange). `handle` is opaque to the core. */
+typedef struct dk_dma_buffer {
+    uint64_t handle;
+    uint64_t cpu_address; /* the dext's own mapping of the buffer */
+    uint64_t cpu_length;
+} dk_dma_buffer;
+
+#define DK_LOG_ERROR 1u
+#define DK_LOG_WARN 2u
+#define DK_LOG_INFO 3u
+#define DK_LOG_DEBUG 4u
+#define DK_LOG_TRACE 5u
+
+typedef struct dk_platform {
+    uint32_t abi_version; /* DK_ABI_VERSION */
+    uint32_t struct_size; /* sizeof(dk_platform) */
+    void *context;        /* passed back to every callback */
+    /* Create a buffer of `capacity` bytes aligned to `alignment` (a power of two) for DMA in
+     * `direction`; on success fill *out. */
+    dk_ioreturn (*dma_buffer_create)(void *context, uint64_t capacity, uint64_t alignment,
+                                     uint32_t direction, dk_dma_buffer *out);
+    /* IODMACommand::Create + PrepareForDMA over the whole buffer. *segment_count is the
+     * capacity of `segments` on entry and the number filled on return. */
+    dk_ioreturn (*dma_buffer_prepare)(void *context, uint64_t handle, dk_dma_segment *segments,
+                                      uint32_t *segment_count);
+    /* CompleteDMA if prepared, then release everything behind `handle`. */
+    void (*dma_buffer_free)(void *context, uint64_t handle);
+    uint32_t (*mmio_read32)(void *context, uint32_t bar, uint64_t offset);
+    void (*mmio_write32)(void *context, uint32_t bar, uint64_t offset, uint32_t value);
+    uint64_t (*mmio_read64)(void *context, uint32_t bar, uint64_t offset);
+    void (*mmio_write64)(void *context, uint32_t bar, uint64_t offset, uint64_t value);
+    /* Monotonic time in nanoseconds (mach_absolute_time converted; virtual in the test-bed). */
+    uint64_t (*monotonic_time_ns)(void *context);
+    /* One log line, UTF-8, not NUL-terminated. */
+    void (*log)(void *context, uint32_t level, const char *message, size_t length);
+} dk_platform;
+
+/* ------------------------------------------------------------------------------------------
+ * Configuration, limits and the lifecycle.
+ * ------------------------------------------------------------------------------------------ */
+
+/* Bring-up stages (DRIVERKIT.md §9). Parse the personality's `BringUpStage` string with
+ * dk_stage_parse. */
+#define DK_STAGE_PIPELINE 0u
+#define DK_STAGE_FAKE_BLOCK 1u
+#define DK_STAGE_SINGLE_IO 2u
+#define DK_STAGE_FULL 3u
+
+typedef struct dk_core_config {
+    uint32_t abi_version;    /* DK_ABI_VERSION */
+    uint32_t stage;          /* DK_STAGE_* */
+    uint64_t page_size;      /* IOVMPageSize: 16384 on Apple silicon, 4096 on Intel */
+    uint32_t max_task_count; /* tasks to report; 0 = the core's default */
+    uint32_t reserved;
+} dk_core_config;
+
+/* The seven keys UserReportHBAConstraints must carry (DRIVERKIT.md §1). */
+typedef struct dk_hba_constraints {
+    uint64_t max_segment_count_read;           /* kIOMaximumSegmentCountRead */
+    uint64_t max_segment_count_write;          /* kIOMaximumSegmentCountWrite */
+    uint64_t max_segment_byte_count_read;      /* kIOMaximumSegmentByteCountRead */
+    uint64_t max_segment_byte_count_write;     /* kIOMaximumSegmentByteCountWrite */
+    uint64_t min_segment_alignment_byte_count; /* kIOMinimumSegmentAlignmentByteCount */
+    uint64_t max_segment_addressable_bit_count; /* kIOMaximumSegmentAddressableBitCount */
+    uint64_t min_hba_data_alignment_mask;      /* kIOMinimumHBADataAlignmentMask */
+} dk_hba_constraints;
+
+/* The core's state lives in memory the C++ side provides: dk_core_size() bytes aligned to
+ * dk_core_align(). */
+typedef struct dk_core dk_core;
+
+size_t dk_core_size(void);
+size_t dk_core_align(void);
+
+/* Construct the core in `memory`. `platform` is copied; `config` is read once. */
+dk_ioreturn dk_core_init(void *memory, size_t memory_size, const dk_platform *platform,
+                         const dk_core_config *config, dk_core **out_core);
+
+/* Parse a bring-up stage name (`pipeline`, `fake-block`, `single-io`, `full`); an unknown name
+ * is kIOReturnBadArgument and logs the valid ones. */
+dk_ioreturn dk_stage_parse(const char *name, size_t length, uint32_t *out_stage);
+
+/* The controller's call order (DRIVERKIT.md §1). Each refuses a call out of order with
+ * kIOReturnNotReady and logs which call was expected. */
+dk_ioreturn dk_controller_start(dk_core *core);
+dk_ioreturn dk_initialize_controller(dk_core *core, dk_hba_constraints *out_constraints);
+dk_ioreturn dk_report_initiator_identifier(dk_core *core, uint64_t *out_id);
+dk_ioreturn dk_report_highest_supported_device_id(dk_core *core, uint64_t *out_id);
+dk_ioreturn dk_report_maximum_task_count(dk_core *core, uint32_t *out_count);
+/* One call per UserMapHBAData: maps the next task's DMA frame and returns its ID (1..=N). */
+dk_ioreturn dk_map_hba_data(dk_core *core, uint64_t *out_task_id);
+dk_ioreturn dk_start_controller(dk_core *core);
+dk_ioreturn dk_does_hba_perform_device_management(dk_core *core, uint8_t *out_answer);
+dk_ioreturn dk_stop_controller(dk_core *core);
+
+/* Release every DMA buffer the core holds. The core memory may be freed afterwards. Safe to
+ * call in any state, once. */
+void dk_core_teardown(dk_core *core);
+
+/* ------------------------------------------------------------------------------------------
+ * Layout checks: the same numbers are asserted on the Rust side.
+ * ------------------------------------------------------------------------------------------ */
+#ifdef __cplusplus
+#define DK_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#define DK_ALIGNOF(type) alignof(type)
+#else
+#define DK_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#define DK_ALIGNOF(type) _Alignof(type)
+#endif
+
+DK_STATIC_ASSERT(sizeof(void *) == 8, "dkraid's ABI is LP64 only");
+DK_STATIC_ASSERT(sizeof(dk_scsi_user_parallel_task) == 128, "SCSIUserParallelTask is 128 bytes");
+DK_STATIC_ASSERT(DK_ALIGNOF(dk_scsi_user_parallel_task) == 8, "SCSIUserParallelTask align 8");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, version) == 0, "task.version");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fTargetID) == 8, "task.fTargetID");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fSCSIParallelFeatureRequest) == 16,
+                 "task.fSCSIParallelFeatureRequest");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fSCSIParallelFeatureRequestCount) == 40,
+                 "task.fSCSIParallelFeatureRequestCount");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fControllerTaskIdentifier) == 48,
+                 "task.fControllerTaskIdentifier");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fRequestedTransferCount) == 56,
+                 "task.fRequestedTransferCount");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fBufferIOVMAddr) == 64,
+                 "task.fBufferIOVMAddr");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fTaskAttribute) == 72,
+                 "task.fTaskAttribute");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fTaskTagIdentifier) == 80,
+                 "task.fTaskTagIdentifier");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fLogicalUnitBytes) == 88,
+                 "task.fLogicalUnitBytes");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fCommandDescriptorBlock) == 96,
+                 "task.fCommandDescriptorBlock");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fCommandSize) == 112, "task.fCommandSize");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fTransferDirection) == 113,
+                 "task.fTransferDirection");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, fTimeoutInMilliSec) == 116,
+                 "task.fTimeoutInMilliSec");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_task, reserved) == 120, "task.reserved");
+
+DK_STATIC_ASSERT(sizeof(dk_scsi_user_parallel_response) == 384,
+                 "SCSIUserParallelResponse is 384 bytes");
+DK_STATIC_ASSERT(DK_ALIGNOF(dk_scsi_user_parallel_response) == 8, "SCSIUserParallelResponse align 8");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, version) == 0, "response.version");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, fTargetID) == 8, "response.fTargetID");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, fSCSIParallelFeatureResult) == 16,
+                 "response.fSCSIParallelFeatureResult");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, fSCSIParallelFeatureRequestResultCount)
+                     == 40,
+                 "response.fSCSIParallelFeatureRequestResultCount");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, fControllerTaskIdentifier) == 48,
+                 "response.fControllerTaskIdentifier");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, fCompletionStatus) == 56,
+                 "response.fCompletionStatus");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, fServiceResponse) == 60,
+                 "response.fServiceResponse");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, fBytesTransferred) == 64,
+                 "response.fBytesTransferred");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, fSenseLength) == 72,
+                 "response.fSenseLength");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, fSenseBuffer) == 73,
+                 "response.fSenseBuffer");
+DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, reserved) == 329, "response.reserved");
+
+DK_STATIC_ASSERT(sizeof(dk_dma_segment) == 16, "dk_dma_segment is IOAddressSegment");
+DK_STATIC_ASSERT(sizeof(dk_dma_buffer) == 24, "dk_dma_buffer");
+DK_STATIC_ASSERT(sizeof(dk_core_config) == 24, "dk_core_config");
+DK_STATIC_ASSERT(sizeof(dk_hba_constraints) == 56, "dk_hba_constraints");
+DK_STATIC_ASSERT(sizeof(dk_platform) == 88, "dk_platform: 2 words + 9 pointers");
+DK_STATIC_ASSERT(offsetof(dk_platform, context) == 8, "platform.context");
+DK_STATIC_ASSERT(offsetof(dk_platform, log) == 80, "platform.log");
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DKRAID_H */
