@@ -1,2 +1,380 @@
-//! dkraid-ffi: placeholder, being written.
+//! dkraid-ffi: the `extern "C"` entry points of `rust-core/include/dkraid.h`, and nothing else.
+//!
+//! Each entry point validates its pointers once, converts to the core's safe types, calls the
+//! core, logs any error by name and returns an `IOReturn`. No panic is meant to reach here; if
+//! one does, `extern "C"` aborts rather than unwinding into C++. In the DriverKit build
+//! (`target_os = "driverkit"`) the crate is `no_std` and carries a panic handler that logs and
+//! traps.
 #![cfg_attr(target_os = "driverkit", no_std)]
+
+mod c_platform;
+mod logger;
+
+use core::ffi::c_void;
+
+use dkraid_core::abi::{
+    self, dk_core, dk_core_config, dk_hba_constraints, dk_ioreturn, dk_platform,
+};
+use dkraid_core::{Controller, IOReturn, Stage};
+
+use c_platform::CPlatform;
+
+/// Marks memory that holds a live core ("dkraid\0\x01").
+const CORE_MAGIC: u64 = 0x646b_7261_6964_0001;
+
+/// What lives in the memory the dext hands to `dk_core_init`.
+#[repr(C)]
+struct CoreCell {
+    magic: u64,
+    controller: Controller<CPlatform>,
+}
+
+fn fail(err: impl core::fmt::Display, status: IOReturn) -> dk_ioreturn {
+    log::error!("dkraid: {err} -> {status}");
+    status.0
+}
+
+fn ok() -> dk_ioreturn {
+    IOReturn::kIOReturnSuccess.0
+}
+
+/// The core behind a handle, if it is one: non-NULL, aligned, initialised and not torn down.
+///
+/// # Safety
+/// `core` must be NULL or point to at least `dk_core_size()` bytes the caller owns.
+unsafe fn core_cell<'a>(core: *mut dk_core, call: &str) -> Result<&'a mut CoreCell, dk_ioreturn> {
+    let cell = core.cast::<CoreCell>();
+    if cell.is_null() {
+        log::error!("dkraid: {call}: NULL core handle -> {}", IOReturn::kIOReturnBadArgument);
+        return Err(IOReturn::kIOReturnBadArgument.0);
+    }
+    if !cell.is_aligned() {
+        log::error!("dkraid: {call}: misaligned core handle -> {}", IOReturn::kIOReturnNotAligned);
+        return Err(IOReturn::kIOReturnNotAligned.0);
+    }
+    // SAFETY: non-NULL and aligned (checked), and the caller promises the memory is ours;
+    // `magic` is the first field of the repr(C) cell, and a volatile read of a u64 is fine
+    // even if the memory was never initialised by us.
+    let magic = unsafe { cell.cast::<u64>().read_volatile() };
+    if magic != CORE_MAGIC {
+        log::error!(
+            "dkraid: {call}: CoreNotInitialized: the handle holds no live core (before \
+             dk_core_init or after dk_core_teardown) -> {}",
+            IOReturn::kIOReturnNotReady
+        );
+        return Err(IOReturn::kIOReturnNotReady.0);
+    }
+    // SAFETY: the magic says dk_core_init constructed a CoreCell here and teardown has not run;
+    // the dext serialises calls into one core, so this is the only reference.
+    Ok(unsafe { &mut *cell })
+}
+
+/// Run `f` on the core behind `core`, logging and converting its error.
+///
+/// # Safety
+/// As [`core_cell`].
+unsafe fn with_controller<T>(
+    core: *mut dk_core,
+    call: &str,
+    f: impl FnOnce(&mut Controller<CPlatform>) -> Result<T, dkraid_core::ControllerError>,
+) -> Result<T, dk_ioreturn> {
+    // SAFETY: forwarded from the caller.
+    let cell = unsafe { core_cell(core, call) }?;
+    f(&mut cell.controller).map_err(|err| fail(err, err.ioreturn()))
+}
+
+/// Write `value` through an out-pointer the caller gave us, refusing NULL.
+///
+/// # Safety
+/// `out` must be NULL or valid for a write of `T`.
+unsafe fn write_out<T>(out: *mut T, value: T, call: &str) -> dk_ioreturn {
+    if out.is_null() || !out.is_aligned() {
+        return fail(
+            format_args!("{call}: the out-pointer is NULL or misaligned"),
+            IOReturn::kIOReturnBadArgument,
+        );
+    }
+    // SAFETY: non-NULL and aligned (checked); validity for writes is the caller's promise.
+    unsafe { out.write(value) };
+    ok()
+}
+
+/// Bytes of memory the dext must provide for one core.
+#[no_mangle]
+pub extern "C" fn dk_core_size() -> usize {
+    core::mem::size_of::<CoreCell>()
+}
+
+/// Alignment of that memory.
+#[no_mangle]
+pub extern "C" fn dk_core_align() -> usize {
+    core::mem::align_of::<CoreCell>()
+}
+
+/// Construct a core in `memory`.
+///
+/// # Safety
+/// `memory` must be NULL or valid for writes of `memory_size` bytes and stay valid until
+/// `dk_core_teardown`; `platform` and `config` must be NULL or point to initialised structs;
+/// `out_core` must be NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn dk_core_init(
+    memory: *mut c_void,
+    memory_size: usize,
+    platform: *const dk_platform,
+    config: *const dk_core_config,
+    out_core: *mut *mut dk_core,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_core_init";
+    if out_core.is_null() || !out_core.is_aligned() {
+        return fail(format_args!("{CALL}: out_core is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    if platform.is_null() || !platform.is_aligned() {
+        return fail(format_args!("{CALL}: platform is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: non-NULL and aligned (checked); the caller promises it is initialised.
+    let table = unsafe { &*platform };
+    let c_platform = match CPlatform::from_table(table) {
+        Ok(p) => p,
+        Err(err) => return fail(format_args!("{CALL}: {err}"), IOReturn::kIOReturnBadArgument),
+    };
+    // From here on errors reach the dext's log.
+    logger::install(table);
+    if config.is_null() || !config.is_aligned() {
+        return fail(format_args!("{CALL}: config is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    if memory.is_null() {
+        return fail(format_args!("{CALL}: memory is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    let cell = memory.cast::<CoreCell>();
+    if !cell.is_aligned() {
+        return fail(
+            format_args!("{CALL}: memory is not aligned to dk_core_align() = {}", dk_core_align()),
+            IOReturn::kIOReturnNotAligned,
+        );
+    }
+    if memory_size < dk_core_size() {
+        return fail(
+            format_args!("{CALL}: {memory_size} bytes given, dk_core_size() = {}", dk_core_size()),
+            IOReturn::kIOReturnNoSpace,
+        );
+    }
+    // SAFETY: non-NULL and aligned (checked); the caller promises it is initialised.
+    let config = unsafe { &*config };
+    let controller = match Controller::new(c_platform, config) {
+        Ok(c) => c,
+        Err(err) => return fail(format_args!("{CALL}: {err}"), err.ioreturn()),
+    };
+    // SAFETY: `cell` is non-NULL, aligned and valid for `dk_core_size()` bytes (checked above
+    // and promised by the caller); any previous content is overwritten without being read.
+    unsafe { cell.write(CoreCell { magic: CORE_MAGIC, controller }) };
+    // SAFETY: `out_core` is non-NULL and aligned (checked above).
+    unsafe { out_core.write(cell.cast::<dk_core>()) };
+    ok()
+}
+
+/// Parse a bring-up stage name.
+///
+/// # Safety
+/// `name` must be NULL or valid for reads of `length` bytes; `out_stage` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_stage_parse(
+    name: *const core::ffi::c_char,
+    length: usize,
+    out_stage: *mut u32,
+) -> dk_ioreturn {
+    if name.is_null() {
+        return fail("dk_stage_parse: name is NULL", IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: non-NULL (checked); the caller promises `length` readable bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(name.cast::<u8>(), length) };
+    let Ok(text) = core::str::from_utf8(bytes) else {
+        return fail("dk_stage_parse: the stage name is not UTF-8", IOReturn::kIOReturnBadArgument);
+    };
+    match Stage::parse(text) {
+        // SAFETY: forwarded from the caller.
+        Ok(stage) => unsafe { write_out(out_stage, stage.number(), "dk_stage_parse") },
+        Err(err) => fail(err, IOReturn::kIOReturnBadArgument),
+    }
+}
+
+/// The dext's `Start` ran.
+///
+/// # Safety
+/// `core` must be NULL or a handle from `dk_core_init`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_controller_start(core: *mut dk_core) -> dk_ioreturn {
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, "dk_controller_start", |c| c.start()) } {
+        Ok(()) => ok(),
+        Err(status) => status,
+    }
+}
+
+/// `UserInitializeController`.
+///
+/// # Safety
+/// `core` as for `dk_controller_start`; `out_constraints` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_initialize_controller(
+    core: *mut dk_core,
+    out_constraints: *mut dk_hba_constraints,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_initialize_controller";
+    if out_constraints.is_null() {
+        return fail(
+            format_args!("{CALL}: out_constraints is NULL"),
+            IOReturn::kIOReturnBadArgument,
+        );
+    }
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, CALL, |c| c.initialize_controller()) } {
+        // SAFETY: forwarded from the caller.
+        Ok(constraints) => unsafe { write_out(out_constraints, constraints, CALL) },
+        Err(status) => status,
+    }
+}
+
+macro_rules! report_entry_point {
+    ($(#[$doc:meta])* $name:ident, $method:ident, $ty:ty) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `core` NULL or a handle from `dk_core_init`; `out` NULL or writable.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(core: *mut dk_core, out: *mut $ty) -> dk_ioreturn {
+            const CALL: &str = stringify!($name);
+            if out.is_null() {
+                return fail(format_args!("{CALL}: the out-pointer is NULL"), IOReturn::kIOReturnBadArgument);
+            }
+            // SAFETY: forwarded from the caller.
+            match unsafe { with_controller(core, CALL, |c| c.$method()) } {
+                // SAFETY: forwarded from the caller.
+                Ok(value) => unsafe { write_out(out, value, CALL) },
+                Err(status) => status,
+            }
+        }
+    };
+}
+
+report_entry_point!(
+    /// `UserReportInitiatorIdentifier`.
+    dk_report_initiator_identifier, report_initiator_identifier, u64
+);
+report_entry_point!(
+    /// `UserReportHighestSupportedDeviceID` (inclusive).
+    dk_report_highest_supported_device_id, report_highest_supported_device_id, u64
+);
+report_entry_point!(
+    /// `UserReportMaximumTaskCount`.
+    dk_report_maximum_task_count, report_maximum_task_count, u32
+);
+
+/// One `UserMapHBAData`: the next task ID (1..=N) with its DMA frame mapped.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `out_task_id` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_map_hba_data(core: *mut dk_core, out_task_id: *mut u64) -> dk_ioreturn {
+    const CALL: &str = "dk_map_hba_data";
+    if out_task_id.is_null() {
+        return fail(format_args!("{CALL}: out_task_id is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, CALL, |c| c.map_hba_data()) } {
+        // SAFETY: forwarded from the caller.
+        Ok(task) => unsafe { write_out(out_task_id, task.get(), CALL) },
+        Err(status) => status,
+    }
+}
+
+/// `UserStartController`.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_start_controller(core: *mut dk_core) -> dk_ioreturn {
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, "dk_start_controller", |c| c.start_controller()) } {
+        Ok(()) => ok(),
+        Err(status) => status,
+    }
+}
+
+/// `UserDoesHBAPerformDeviceManagement`: 1 for true.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `out_answer` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_does_hba_perform_device_management(
+    core: *mut dk_core,
+    out_answer: *mut u8,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_does_hba_perform_device_management";
+    if out_answer.is_null() {
+        return fail(format_args!("{CALL}: out_answer is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, CALL, |c| c.does_hba_perform_device_management()) } {
+        // SAFETY: forwarded from the caller.
+        Ok(answer) => unsafe { write_out(out_answer, u8::from(answer), CALL) },
+        Err(status) => status,
+    }
+}
+
+/// `UserStopController`.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_stop_controller(core: *mut dk_core) -> dk_ioreturn {
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, "dk_stop_controller", |c| c.stop_controller()) } {
+        Ok(()) => ok(),
+        Err(status) => status,
+    }
+}
+
+/// Release every DMA buffer and end the core. Calling it again, or with NULL, logs and does
+/// nothing.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_core_teardown(core: *mut dk_core) {
+    // SAFETY: forwarded from the caller.
+    let Ok(cell) = (unsafe { core_cell(core, "dk_core_teardown") }) else {
+        return;
+    };
+    cell.controller.teardown();
+    cell.magic = 0;
+    logger::uninstall(cell.controller.platform().log_context());
+}
+
+#[cfg(target_os = "driverkit")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    logger::log_panic(info);
+    trap()
+}
+
+/// Stop the process without calling anything outside the library: DriverKit's `abort` is not
+/// among the symbols the static library may import.
+#[cfg(target_os = "driverkit")]
+fn trap() -> ! {
+    loop {
+        // SAFETY: a trap instruction has no preconditions; it ends the process.
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            core::arch::asm!("brk #0xdead", options(noreturn, nomem, nostack))
+        };
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            core::arch::asm!("ud2", options(noreturn, nomem, nostack))
+        };
+    }
+}
+
+// Keep the generated ABI constants referenced so the header's version is the one we build.
+const _: () = assert!(abi::DK_ABI_VERSION == 1);
