@@ -1,0 +1,2 @@
+//! dkraid's test-bed: a simulated Mac running the real dext sources and core.
+pub mod sched;
