@@ -182,8 +182,9 @@ dk_ioreturn dk_initialize_controller(dk_core *core, dk_hba_constraints *out_cons
 dk_ioreturn dk_report_initiator_identifier(dk_core *core, uint64_t *out_id);
 dk_ioreturn dk_report_highest_supported_device_id(dk_core *core, uint64_t *out_id);
 dk_ioreturn dk_report_maximum_task_count(dk_core *core, uint32_t *out_count);
-/* One call per UserMapHBAData: maps the next task's DMA frame and returns its ID (1..=N). */
-dk_ioreturn dk_map_hba_data(dk_core *core, uint64_t *out_task_id);
+/* One call per UserMapHBAData(uint32_t *uniqueTaskID): maps the next task's DMA frame and
+ * returns its ID (1..=N, never 0). */
+dk_ioreturn dk_map_hba_data(dk_core *core, uint32_t *out_task_id);
 dk_ioreturn dk_start_controller(dk_core *core);
 dk_ioreturn dk_does_hba_perform_device_management(dk_core *core, uint8_t *out_answer);
 dk_ioreturn dk_stop_controller(dk_core *core);

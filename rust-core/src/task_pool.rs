@@ -36,6 +36,12 @@ impl TaskId {
         self.0
     }
 
+    /// The ID as `UserMapHBAData(uint32_t *)` hands it out. IDs never exceed
+    /// `MAX_TASK_COUNT`, so this never truncates.
+    pub const fn get32(self) -> u32 {
+        self.0 as u32
+    }
+
     /// The slot index (`id - 1`). Only meaningful for IDs the pool handed out.
     const fn index(self) -> usize {
         (self.0 - 1) as usize

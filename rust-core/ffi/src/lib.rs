@@ -275,7 +275,7 @@ report_entry_point!(
 /// # Safety
 /// `core` NULL or a handle from `dk_core_init`; `out_task_id` NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn dk_map_hba_data(core: *mut dk_core, out_task_id: *mut u64) -> dk_ioreturn {
+pub unsafe extern "C" fn dk_map_hba_data(core: *mut dk_core, out_task_id: *mut u32) -> dk_ioreturn {
     const CALL: &str = "dk_map_hba_data";
     if out_task_id.is_null() {
         return fail(format_args!("{CALL}: out_task_id is NULL"), IOReturn::kIOReturnBadArgument);
@@ -283,7 +283,7 @@ pub unsafe extern "C" fn dk_map_hba_data(core: *mut dk_core, out_task_id: *mut u
     // SAFETY: forwarded from the caller.
     match unsafe { with_controller(core, CALL, |c| c.map_hba_data()) } {
         // SAFETY: forwarded from the caller.
-        Ok(task) => unsafe { write_out(out_task_id, task.get(), CALL) },
+        Ok(task) => unsafe { write_out(out_task_id, task.get32(), CALL) },
         Err(status) => status,
     }
 }

@@ -218,10 +218,11 @@ static void test_full_start(uint64_t page_size) {
     dk_hba_constraints hc;
     memset(&hc, 0, sizeof hc);
     uint64_t id = 0;
+    uint32_t task_id = 0;
     CHECK_RET(dk_initialize_controller(core, &hc), kIOReturnNotReady); /* before Start */
     CHECK(logged(&f, "CallOutOfOrder: UserInitializeController"), "log: %s", f.log);
     CHECK_RET(dk_controller_start(core), kIOReturnSuccess);
-    CHECK_RET(dk_map_hba_data(core, &id), kIOReturnNotReady); /* before the count */
+    CHECK_RET(dk_map_hba_data(core, &task_id), kIOReturnNotReady); /* before the count */
     CHECK(logged(&f, "TaskCountNotKnown"), "log: %s", f.log);
     CHECK(f.creates == 0, "nothing was allocated");
     CHECK_RET(dk_initialize_controller(core, &hc), kIOReturnSuccess);
@@ -239,10 +240,9 @@ static void test_full_start(uint64_t page_size) {
     CHECK_RET(dk_report_maximum_task_count(core, &n), kIOReturnSuccess);
     CHECK(n == 16, "task count %u", n);
     for (uint64_t expected = 1; expected <= n; expected++) {
-        uint64_t task = 0;
+        uint32_t task = 0;
         CHECK_RET(dk_map_hba_data(core, &task), kIOReturnSuccess);
-        CHECK(task == expected, "task ID %llu, expected %llu", (unsigned long long)task,
-              (unsigned long long)expected);
+        CHECK(task == expected, "task ID %u, expected %llu", task, (unsigned long long)expected);
     }
     CHECK(f.live == (int)n, "%d buffers live", f.live);
     for (uint64_t h = 1; h <= n; h++) {
@@ -251,7 +251,7 @@ static void test_full_start(uint64_t page_size) {
         CHECK((uintptr_t)f.cpu[h] % page_size == 0, "frame %llu is page aligned",
               (unsigned long long)h);
     }
-    CHECK_RET(dk_map_hba_data(core, &id), kIOReturnNoResources); /* the (N+1)-th */
+    CHECK_RET(dk_map_hba_data(core, &task_id), kIOReturnNoResources); /* the (N+1)-th */
     CHECK(logged(&f, "TaskPoolExhausted"), "log: %s", f.log);
     CHECK_RET(dk_start_controller(core), kIOReturnSuccess);
     uint8_t answer = 0;
@@ -315,8 +315,8 @@ static void test_bad_init(void) {
     CHECK_RET(dk_controller_start((dk_core *)mem), kIOReturnNotReady);
     CHECK(logged(&f, "CoreNotInitialized"), "log: %s", f.log);
     CHECK_RET(dk_controller_start(NULL), kIOReturnBadArgument);
-    uint64_t id;
-    CHECK_RET(dk_map_hba_data(NULL, &id), kIOReturnBadArgument);
+    uint32_t task_id;
+    CHECK_RET(dk_map_hba_data(NULL, &task_id), kIOReturnBadArgument);
     dk_core_teardown(NULL);
 
     /* A zero task count from the config means the default, reported and honoured. */
@@ -385,7 +385,7 @@ static void test_mapping_failures(void) {
             dk_core *core = NULL;
             CHECK_RET(dk_core_init(mem, dk_core_size(), &t, &c, &core), kIOReturnSuccess);
             boot_to_mapping(core);
-            uint64_t id = 0;
+            uint32_t id = 0;
             CHECK_RET(dk_map_hba_data(core, &id), kIOReturnSuccess);
             CHECK_RET(dk_map_hba_data(core, &id), kIOReturnSuccess);
             CHECK_RET(dk_map_hba_data(core, &id), cases[i].expected);
