@@ -1,10 +1,16 @@
 //! dkraid's build tooling. `cargo run -p xtask -- <command>`:
 //!   gen-abi [--out FILE]    regenerate the core's ABI module from rust-core/include/dkraid.h
+//!   check-driverkit-lib <lib.a> <arm64|x86_64>
+//!                           verify a DriverKit static library (scripts/build-driverkit-lib.sh)
 
 mod abi;
+mod driverkit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+const USAGE: &str =
+    "usage: xtask <gen-abi [--out FILE] | check-driverkit-lib <lib.a> <arm64|x86_64>>";
 
 fn workspace_root() -> PathBuf {
     // tools/xtask -> the workspace root.
@@ -13,15 +19,18 @@ fn workspace_root() -> PathBuf {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("gen-abi") => abi::main(&workspace_root(), &args[1..]),
-        _ => Err("usage: xtask <gen-abi> ...".to_string()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("xtask: {message}");
-            ExitCode::FAILURE
+    match args.first().map(String::as_str) {
+        Some("gen-abi") => match abi::main(&workspace_root(), &args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("xtask: {message}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("check-driverkit-lib") => driverkit::main(&args[1..]),
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
         }
     }
 }
