@@ -160,6 +160,30 @@ typedef struct dk_hba_constraints {
     uint64_t min_hba_data_alignment_mask;      /* kIOMinimumHBADataAlignmentMask */
 } dk_hba_constraints;
 
+/* UserGetDMASpecification's answer. segment_type is a DMAOutputSegmentType (Host64 = 3). */
+typedef struct dk_dma_specification {
+    uint64_t max_transfer_size;
+    uint32_t alignment;
+    uint8_t address_bits;
+    uint8_t reserved;
+    uint16_t segment_type;
+} dk_dma_specification;
+
+/* What dk_process_parallel_task decided. */
+#define DK_TASK_IN_PROCESS 0u    /* the hardware owns it; the completion comes later */
+#define DK_TASK_COMPLETED_NOW 1u /* *out_response is filled: complete it now */
+
+/* Target work the dext performs on its private target queue, one operation at a time. */
+#define DK_TARGET_WORK_NONE 0u
+#define DK_TARGET_WORK_CREATE 1u
+#define DK_TARGET_WORK_DESTROY 2u
+
+typedef struct dk_target_work {
+    uint32_t kind; /* DK_TARGET_WORK_* */
+    uint32_t reserved;
+    uint64_t target_id;
+} dk_target_work;
+
 /* The core's state lives in memory the C++ side provides: dk_core_size() bytes aligned to
  * dk_core_align(). */
 typedef struct dk_core dk_core;
@@ -185,9 +209,28 @@ dk_ioreturn dk_report_maximum_task_count(dk_core *core, uint32_t *out_count);
 /* One call per UserMapHBAData(uint32_t *uniqueTaskID): maps the next task's DMA frame and
  * returns its ID (1..=N, never 0). */
 dk_ioreturn dk_map_hba_data(dk_core *core, uint32_t *out_task_id);
+/* UserGetDMASpecification: called by the kernel for each task before UserMapHBAData. */
+dk_ioreturn dk_get_dma_specification(dk_core *core, dk_dma_specification *out_spec);
 dk_ioreturn dk_start_controller(dk_core *core);
 dk_ioreturn dk_does_hba_perform_device_management(dk_core *core, uint8_t *out_answer);
 dk_ioreturn dk_stop_controller(dk_core *core);
+
+/* UserProcessParallelTask: look the task up by fControllerTaskIdentifier, check it, and either
+ * complete it at once (*out_disposition = DK_TASK_COMPLETED_NOW, *out_response filled with
+ * version 1 and exact byte counts) or hand it to the hardware (DK_TASK_IN_PROCESS). An error
+ * (unknown or zero ID, a task already outstanding, a call out of order) means: answer the
+ * kernel with kSCSIServiceResponse_SERVICE_DELIVERY_OR_TARGET_FAILURE. */
+dk_ioreturn dk_process_parallel_task(dk_core *core, const dk_scsi_user_parallel_task *task,
+                                     dk_scsi_user_parallel_response *out_response,
+                                     uint32_t *out_disposition);
+/* The completion of `task_id` was handed to ParallelTaskCompletion: its slot is free again. */
+dk_ioreturn dk_task_delivered(dk_core *core, uint64_t task_id);
+/* UserInitializeTargetForID. */
+dk_ioreturn dk_initialize_target(dk_core *core, uint64_t target_id);
+/* The next target operation to perform (DK_TARGET_WORK_NONE when there is none), and its
+ * result once UserCreateTargetForID / UserDestroyTargetForID returned. */
+dk_ioreturn dk_next_target_work(dk_core *core, dk_target_work *out_work);
+dk_ioreturn dk_target_work_done(dk_core *core, const dk_target_work *work, dk_ioreturn status);
 
 /* Release every DMA buffer the core holds. The core memory may be freed afterwards. Safe to
  * call in any state, once. */
@@ -262,6 +305,8 @@ DK_STATIC_ASSERT(sizeof(dk_dma_segment) == 16, "dk_dma_segment is IOAddressSegme
 DK_STATIC_ASSERT(sizeof(dk_dma_buffer) == 24, "dk_dma_buffer");
 DK_STATIC_ASSERT(sizeof(dk_core_config) == 24, "dk_core_config");
 DK_STATIC_ASSERT(sizeof(dk_hba_constraints) == 56, "dk_hba_constraints");
+DK_STATIC_ASSERT(sizeof(dk_dma_specification) == 16, "dk_dma_specification");
+DK_STATIC_ASSERT(sizeof(dk_target_work) == 16, "dk_target_work");
 DK_STATIC_ASSERT(sizeof(dk_platform) == 88, "dk_platform: 2 words + 9 pointers");
 DK_STATIC_ASSERT(offsetof(dk_platform, context) == 8, "platform.context");
 DK_STATIC_ASSERT(offsetof(dk_platform, log) == 80, "platform.log");

@@ -12,6 +12,24 @@ use crate::platform::Platform;
 use crate::stage::Stage;
 use crate::task_pool::{PoolError, TaskId, TaskPool};
 
+/// What `UserProcessParallelTask` does with a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskDisposition {
+    /// The hardware owns it; the completion comes from the interrupt path.
+    InProcess,
+    /// The response is built: complete it now.
+    CompletedNow,
+}
+
+impl TaskDisposition {
+    pub const fn abi(self) -> u32 {
+        match self {
+            TaskDisposition::InProcess => abi::DK_TASK_IN_PROCESS,
+            TaskDisposition::CompletedNow => abi::DK_TASK_COMPLETED_NOW,
+        }
+    }
+}
+
 /// The configuration the dext passes at init, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -235,11 +253,75 @@ impl<P: Platform> Controller<P> {
         Ok(())
     }
 
+    /// `UserGetDMASpecification`: 64-bit host-order segments (a Big32 type killed INQUIRY in the
+    /// kernel before it reached a dext, DRIVERKIT.md §5).
+    pub fn dma_specification(&self) -> abi::dk_dma_specification {
+        abi::dk_dma_specification {
+            max_transfer_size: limits::MAX_TRANSFER_BYTES,
+            alignment: limits::MIN_SEGMENT_ALIGNMENT_BYTES as u32,
+            address_bits: limits::SEGMENT_ADDRESSABLE_BITS as u8,
+            reserved: 0,
+            segment_type: abi::DmaOutputSegmentType::HOST64.0,
+        }
+    }
+
     /// `UserDoesHBAPerformDeviceManagement`: always true; the driver creates its targets
     /// itself, asynchronously, from its private target queue.
     pub fn does_hba_perform_device_management(&mut self) -> Result<bool, ControllerError> {
         self.lifecycle.advance(Call::UserDoesHBAPerformDeviceManagement)?;
         Ok(true)
+    }
+
+    /// `UserProcessParallelTask`: find the task by its ID, mark it submitted, and decide.
+    pub fn process_parallel_task(
+        &mut self,
+        task: &abi::dk_scsi_user_parallel_task,
+        response: &mut abi::dk_scsi_user_parallel_response,
+    ) -> Result<TaskDisposition, ControllerError> {
+        self.lifecycle.check(Call::UserProcessParallelTask)?;
+        let id = self.pool.task(task.fControllerTaskIdentifier)?;
+        self.pool.submit(id)?;
+        // No stage exposes targets yet: every task is answered as the kernel expects for an
+        // absent target (DRIVERKIT.md §1 step 7).
+        *response = abi::dk_scsi_user_parallel_response {
+            version: u64::from(abi::DK_SCSI_USER_PARALLEL_RESPONSE_VERSION),
+            fTargetID: task.fTargetID,
+            fControllerTaskIdentifier: task.fControllerTaskIdentifier,
+            fServiceResponse: abi::ServiceResponse::SERVICE_DELIVERY_OR_TARGET_FAILURE.0,
+            fCompletionStatus: abi::TaskStatus::DEVICE_NOT_PRESENT.0,
+            fBytesTransferred: 0,
+            ..Default::default()
+        };
+        self.pool.complete(id)?;
+        Ok(TaskDisposition::CompletedNow)
+    }
+
+    /// The completion of `task_id` reached the kernel: the slot is free again.
+    pub fn task_delivered(&mut self, task_id: u64) -> Result<(), ControllerError> {
+        let id = self.pool.task(task_id)?;
+        self.pool.release(id)?;
+        Ok(())
+    }
+
+    /// `UserInitializeTargetForID`.
+    pub fn initialize_target(&mut self, target_id: u64) -> Result<(), ControllerError> {
+        self.lifecycle.check(Call::UserInitializeTargetForID)?;
+        log::info!("dkraid: initialize target {target_id}");
+        Ok(())
+    }
+
+    /// The next target operation for the private target queue. No stage creates targets yet.
+    pub fn next_target_work(&mut self) -> abi::dk_target_work {
+        abi::dk_target_work { kind: abi::DK_TARGET_WORK_NONE, reserved: 0, target_id: 0 }
+    }
+
+    /// A target operation finished; failures are logged by name.
+    pub fn target_work_done(&mut self, kind: u32, target_id: u64, status: IOReturn) {
+        if status.is_success() {
+            log::info!("dkraid: target work {kind} on target {target_id} done");
+        } else {
+            log::error!("dkraid: target work {kind} on target {target_id} failed: {status}");
+        }
     }
 
     pub fn stop_controller(&mut self) -> Result<(), ControllerError> {

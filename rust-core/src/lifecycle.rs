@@ -61,6 +61,9 @@ pub enum Call {
     UserMapHBAData,
     UserStartController,
     UserDoesHBAPerformDeviceManagement,
+    /// I/O and target calls: legal once the controller started, until it stops.
+    UserProcessParallelTask,
+    UserInitializeTargetForID,
     UserStopController,
 }
 
@@ -75,6 +78,8 @@ impl Call {
             Call::UserMapHBAData => "UserMapHBAData",
             Call::UserStartController => "UserStartController",
             Call::UserDoesHBAPerformDeviceManagement => "UserDoesHBAPerformDeviceManagement",
+            Call::UserProcessParallelTask => "UserProcessParallelTask",
+            Call::UserInitializeTargetForID => "UserInitializeTargetForID",
             Call::UserStopController => "UserStopController",
         }
     }
@@ -158,6 +163,12 @@ impl Lifecycle {
             (S::MappingTasks, C::UserMapHBAData) => Some(S::MappingTasks),
             (S::MappingTasks, C::UserStartController) => Some(S::ControllerStarted),
             (S::ControllerStarted, C::UserDoesHBAPerformDeviceManagement) => Some(S::Running),
+            // Target creation is kicked from UserStartController, so its probe may arrive
+            // before the kernel asks about device management.
+            (
+                S::ControllerStarted | S::Running,
+                C::UserProcessParallelTask | C::UserInitializeTargetForID,
+            ) => Some(state),
             // Stop may come at any point after Start (a failed start is stopped too), once.
             (S::Loaded | S::Stopped, C::UserStopController) => None,
             (_, C::UserStopController) => Some(S::Stopped),

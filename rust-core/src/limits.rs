@@ -19,6 +19,8 @@ pub const MAX_PAGE_SIZE: u64 = 64 * 1024;
 /// Scatter-gather limits the controller accepts per task.
 pub const MAX_SEGMENT_COUNT: u64 = 128;
 pub const MAX_SEGMENT_BYTES: u64 = 64 * 1024;
+/// The largest transfer of one task (`UserGetDMASpecification`): every segment full.
+pub const MAX_TRANSFER_BYTES: u64 = MAX_SEGMENT_COUNT * MAX_SEGMENT_BYTES;
 /// Data segments must be 4-byte aligned (dword SGEs).
 pub const MIN_SEGMENT_ALIGNMENT_BYTES: u64 = 4;
 /// The controller addresses all 64 bits.

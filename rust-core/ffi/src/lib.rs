@@ -13,7 +13,8 @@ mod logger;
 use core::ffi::c_void;
 
 use dkraid_core::abi::{
-    self, dk_core, dk_core_config, dk_hba_constraints, dk_ioreturn, dk_platform,
+    self, dk_core, dk_core_config, dk_dma_specification, dk_hba_constraints, dk_ioreturn,
+    dk_platform, dk_scsi_user_parallel_response, dk_scsi_user_parallel_task, dk_target_work,
 };
 use dkraid_core::{Controller, IOReturn, Stage};
 
@@ -318,6 +319,134 @@ pub unsafe extern "C" fn dk_does_hba_perform_device_management(
     match unsafe { with_controller(core, CALL, |c| c.does_hba_perform_device_management()) } {
         // SAFETY: forwarded from the caller.
         Ok(answer) => unsafe { write_out(out_answer, u8::from(answer), CALL) },
+        Err(status) => status,
+    }
+}
+
+/// `UserGetDMASpecification`.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `out_spec` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_get_dma_specification(
+    core: *mut dk_core,
+    out_spec: *mut dk_dma_specification,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_get_dma_specification";
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, CALL, |c| Ok(c.dma_specification())) } {
+        // SAFETY: forwarded from the caller.
+        Ok(spec) => unsafe { write_out(out_spec, spec, CALL) },
+        Err(status) => status,
+    }
+}
+
+/// `UserProcessParallelTask`.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `task` NULL or readable; `out_response` and
+/// `out_disposition` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_process_parallel_task(
+    core: *mut dk_core,
+    task: *const dk_scsi_user_parallel_task,
+    out_response: *mut dk_scsi_user_parallel_response,
+    out_disposition: *mut u32,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_process_parallel_task";
+    if task.is_null() || !task.is_aligned() {
+        return fail(format_args!("{CALL}: task is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    if out_response.is_null() || !out_response.is_aligned() || out_disposition.is_null() {
+        return fail(
+            format_args!("{CALL}: an out-pointer is NULL"),
+            IOReturn::kIOReturnBadArgument,
+        );
+    }
+    // SAFETY: non-NULL and aligned (checked); the caller promises it is initialised.
+    let task = unsafe { &*task };
+    // SAFETY: non-NULL and aligned (checked); the caller promises it is writable and not
+    // aliased for the duration of the call.
+    let response = unsafe { &mut *out_response };
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, CALL, |c| c.process_parallel_task(task, response)) } {
+        // SAFETY: forwarded from the caller.
+        Ok(disposition) => unsafe { write_out(out_disposition, disposition.abi(), CALL) },
+        Err(status) => status,
+    }
+}
+
+/// The completion of `task_id` was delivered to the kernel.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_task_delivered(core: *mut dk_core, task_id: u64) -> dk_ioreturn {
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, "dk_task_delivered", |c| c.task_delivered(task_id)) } {
+        Ok(()) => ok(),
+        Err(status) => status,
+    }
+}
+
+/// `UserInitializeTargetForID`.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_initialize_target(core: *mut dk_core, target_id: u64) -> dk_ioreturn {
+    // SAFETY: forwarded from the caller.
+    match unsafe {
+        with_controller(core, "dk_initialize_target", |c| c.initialize_target(target_id))
+    } {
+        Ok(()) => ok(),
+        Err(status) => status,
+    }
+}
+
+/// The next target operation for the private target queue.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `out_work` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_next_target_work(
+    core: *mut dk_core,
+    out_work: *mut dk_target_work,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_next_target_work";
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, CALL, |c| Ok(c.next_target_work())) } {
+        // SAFETY: forwarded from the caller.
+        Ok(work) => unsafe { write_out(out_work, work, CALL) },
+        Err(status) => status,
+    }
+}
+
+/// The result of a target operation, logged by name.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `work` NULL or readable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_target_work_done(
+    core: *mut dk_core,
+    work: *const dk_target_work,
+    status: dk_ioreturn,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_target_work_done";
+    if work.is_null() || !work.is_aligned() {
+        return fail(format_args!("{CALL}: work is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: non-NULL and aligned (checked); the caller promises it is initialised.
+    let work = unsafe { *work };
+    let status = IOReturn(status);
+    // SAFETY: forwarded from the caller.
+    match unsafe {
+        with_controller(core, CALL, |c| {
+            c.target_work_done(work.kind, work.target_id, status);
+            Ok(())
+        })
+    } {
+        Ok(()) => ok(),
         Err(status) => status,
     }
 }

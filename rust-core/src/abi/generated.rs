@@ -21,6 +21,11 @@ pub const DK_STAGE_PIPELINE: u32 = 0;
 pub const DK_STAGE_FAKE_BLOCK: u32 = 1;
 pub const DK_STAGE_SINGLE_IO: u32 = 2;
 pub const DK_STAGE_FULL: u32 = 3;
+pub const DK_TASK_IN_PROCESS: u32 = 0;
+pub const DK_TASK_COMPLETED_NOW: u32 = 1;
+pub const DK_TARGET_WORK_NONE: u32 = 0;
+pub const DK_TARGET_WORK_CREATE: u32 = 1;
+pub const DK_TARGET_WORK_DESTROY: u32 = 2;
 pub type dk_ioreturn = i32;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
@@ -406,6 +411,60 @@ const _: () = {
         "Offset of field: dk_hba_constraints::min_hba_data_alignment_mask",
     ][::core::mem::offset_of!(dk_hba_constraints, min_hba_data_alignment_mask)
         - 48usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
+pub struct dk_dma_specification {
+    pub max_transfer_size: u64,
+    pub alignment: u32,
+    pub address_bits: u8,
+    pub reserved: u8,
+    pub segment_type: u16,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of dk_dma_specification",
+    ][::core::mem::size_of::<dk_dma_specification>() - 16usize];
+    [
+        "Alignment of dk_dma_specification",
+    ][::core::mem::align_of::<dk_dma_specification>() - 8usize];
+    [
+        "Offset of field: dk_dma_specification::max_transfer_size",
+    ][::core::mem::offset_of!(dk_dma_specification, max_transfer_size) - 0usize];
+    [
+        "Offset of field: dk_dma_specification::alignment",
+    ][::core::mem::offset_of!(dk_dma_specification, alignment) - 8usize];
+    [
+        "Offset of field: dk_dma_specification::address_bits",
+    ][::core::mem::offset_of!(dk_dma_specification, address_bits) - 12usize];
+    [
+        "Offset of field: dk_dma_specification::reserved",
+    ][::core::mem::offset_of!(dk_dma_specification, reserved) - 13usize];
+    [
+        "Offset of field: dk_dma_specification::segment_type",
+    ][::core::mem::offset_of!(dk_dma_specification, segment_type) - 14usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
+pub struct dk_target_work {
+    pub kind: u32,
+    pub reserved: u32,
+    pub target_id: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of dk_target_work"][::core::mem::size_of::<dk_target_work>() - 16usize];
+    ["Alignment of dk_target_work"][::core::mem::align_of::<dk_target_work>() - 8usize];
+    [
+        "Offset of field: dk_target_work::kind",
+    ][::core::mem::offset_of!(dk_target_work, kind) - 0usize];
+    [
+        "Offset of field: dk_target_work::reserved",
+    ][::core::mem::offset_of!(dk_target_work, reserved) - 4usize];
+    [
+        "Offset of field: dk_target_work::target_id",
+    ][::core::mem::offset_of!(dk_target_work, target_id) - 8usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

@@ -62,6 +62,8 @@ const_assert_eq!(size_of::<dk_dma_segment>(), 16);
 const_assert_eq!(size_of::<dk_dma_buffer>(), 24);
 const_assert_eq!(size_of::<dk_core_config>(), 24);
 const_assert_eq!(size_of::<dk_hba_constraints>(), 56);
+const_assert_eq!(size_of::<dk_dma_specification>(), 16);
+const_assert_eq!(size_of::<dk_target_work>(), 16);
 const_assert_eq!(size_of::<dk_platform>(), 88);
 const_assert_eq!(offset_of!(dk_platform, context), 8);
 const_assert_eq!(offset_of!(dk_platform, log), 80);
