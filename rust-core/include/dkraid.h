@@ -184,6 +184,10 @@ typedef struct dk_target_work {
     uint64_t target_id;
 } dk_target_work;
 
+/* The SDK name of an IOReturn ("kIOReturnBadArgument"), or NULL for a value without one.
+ * The string is static. */
+const char *dk_ioreturn_name(dk_ioreturn value);
+
 /* The core's state lives in memory the C++ side provides: dk_core_size() bytes aligned to
  * dk_core_align(). */
 typedef struct dk_core dk_core;

@@ -32,6 +32,21 @@ macro_rules! ioreturn_names {
                 }
             }
 
+            /// The SDK name as a NUL-terminated string, for the C++ side's logs.
+            pub const fn c_name(self) -> Option<&'static core::ffi::CStr> {
+                match self.0 {
+                    $(v if v == $value.0 => Some(
+                        match core::ffi::CStr::from_bytes_with_nul(
+                            concat!(stringify!($name), "\0").as_bytes()
+                        ) {
+                            Ok(c) => c,
+                            Err(_) => panic!("names have no interior NUL"),
+                        }
+                    ),)*
+                    _ => None,
+                }
+            }
+
             /// Every named value, for tables and tests.
             pub const ALL: &'static [IOReturn] = &[$($value,)*];
         }
@@ -153,6 +168,7 @@ mod tests {
                 assert_ne!(a, b, "{a} and {b} share a value");
             }
             let name = a.name().expect("every listed value has a name");
+            assert_eq!(a.c_name().unwrap().to_str().unwrap(), name);
             assert!(name.starts_with("kIOReturn"), "{name}");
             assert!(a.to_string().starts_with(name));
         }

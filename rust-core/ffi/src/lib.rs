@@ -100,6 +100,15 @@ unsafe fn write_out<T>(out: *mut T, value: T, call: &str) -> dk_ioreturn {
     ok()
 }
 
+/// The SDK name of an IOReturn, NUL-terminated and static; NULL if it has none.
+#[no_mangle]
+pub extern "C" fn dk_ioreturn_name(value: dk_ioreturn) -> *const core::ffi::c_char {
+    match IOReturn(value).c_name() {
+        Some(name) => name.as_ptr(),
+        None => core::ptr::null(),
+    }
+}
+
 /// Bytes of memory the dext must provide for one core.
 #[no_mangle]
 pub extern "C" fn dk_core_size() -> usize {

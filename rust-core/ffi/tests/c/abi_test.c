@@ -407,6 +407,9 @@ int main(void) {
     CHECK(sizeof(dk_scsi_user_parallel_response) == 384, "response size");
     CHECK(dk_core_size() > 0 && dk_core_align() >= 8, "core size %zu align %zu", dk_core_size(),
           dk_core_align());
+    CHECK(strcmp(dk_ioreturn_name(kIOReturnNotReady), "kIOReturnNotReady") == 0, "name");
+    CHECK(strcmp(dk_ioreturn_name(0), "kIOReturnSuccess") == 0, "name of success");
+    CHECK(dk_ioreturn_name((dk_ioreturn)0xe0001234) == NULL, "no name for an unknown value");
     test_full_start(16384);
     test_full_start(4096);
     test_bad_init();
