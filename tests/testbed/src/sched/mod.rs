@@ -179,7 +179,7 @@ fn outside(what: &str) -> ! {
 }
 
 /// Runs `f` on the current scheduler's `Core`; panics outside a simulation.
-#[inline]
+#[inline(always)]
 fn with_core<R>(what: &str, f: impl FnOnce(&Core) -> R) -> R {
     let p = CORE.with(Cell::get);
     if p.is_null() {
@@ -224,8 +224,9 @@ enum Call<'a> {
 }
 
 /// The heart of every scheduling point: update the current thread, draw the
-/// next one, and switch stacks only if it is another thread.
-#[inline]
+/// next one, and switch stacks only if it is another thread. Inlined into
+/// each public entry point so that `call` and `park` are constants there.
+#[inline(always)]
 fn scheduling_point(what: &str, call: Call<'_>, park: Park) {
     with_core(what, |core| {
         let yielder = {
@@ -460,15 +461,19 @@ impl Scheduler {
             let guard = PanicGuard { core: &core, thread: next };
             let result = coro.resume(());
             std::mem::forget(guard);
-            let mut st = core.state.borrow_mut();
-            st.running = NO_THREAD;
+            // After a suspend `running` still names the suspended thread
+            // until the next iteration overwrites it (nothing reads it in
+            // between); it is cleared when the run ends.
             if let CoroutineResult::Return(()) = result {
+                let mut st = core.state.borrow_mut();
+                st.running = NO_THREAD;
                 st.finish(next);
                 if let Some(c) = self.coros[next as usize].take() {
                     st.stack_pool.push(c.into_stack());
                 }
             }
         };
+        core.state.borrow_mut().running = NO_THREAD;
         core.heartbeat.publish(NO_THREAD, "");
         outcome
     }
