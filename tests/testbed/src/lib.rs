@@ -1,2 +1,24 @@
 //! dkraid's test-bed: a simulated Mac running the real dext sources and core.
+//!
+//! - [`sched`]: the deterministic scheduler every simulated thread runs on.
+//! - [`iig`]: the `.iig` translator (build script and `dkraid-sim lint`).
+//! - [`world`]: the simulated Mac's state and call routing by `QUEUENAME`.
+//! - [`kernel`]: IOSCSIParallelFamily's side and the DriverKit rules it enforces.
+//! - [`runtime`]: the `dksim_*` functions behind the DriverKit shim.
+//! - [`memory`]: buffers, IOVAs and the IOMMU.
+//! - [`boot`]: booting a dext build and its report; [`variants`]: the broken builds.
+//! - [`verifier`], [`trace`], [`cli_output`]: findings, timeline, printing.
+// The core's C ABI, linked for the dext builds to call (nothing in Rust names it).
+extern crate dkraid;
+
+pub mod boot;
+pub mod cli_output;
+pub mod iig;
+pub mod kernel;
+pub mod memory;
+pub mod runtime;
 pub mod sched;
+pub mod trace;
+pub mod variants;
+pub mod verifier;
+pub mod world;

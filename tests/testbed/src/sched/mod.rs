@@ -94,6 +94,7 @@
 //!   to [`block`]/[`block_idle`] are interned (leaked once per distinct name
 //!   and OS thread). Put variable details into [`WaitFor::Other`].
 
+mod introspect;
 mod report;
 mod rng;
 mod state;
@@ -112,6 +113,7 @@ use std::time::Duration;
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
+pub use introspect::{deadlock_snapshot, thread_name_of};
 pub use report::{describe_chain, Blocked, Outcome, ThreadId, WaitFor};
 pub use watchdog::SpinReport;
 

@@ -313,7 +313,7 @@ impl State {
         }
     }
 
-    fn deadlock(&self) -> Outcome {
+    pub(super) fn deadlock(&self) -> Outcome {
         let blocked: Vec<u32> = (0..self.threads.len() as u32)
             .filter(|&t| self.threads[t as usize].status == Status::Blocked)
             .collect();

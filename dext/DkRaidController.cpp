@@ -1,0 +1,561 @@
+/*
+ * DkRaidController — the dext's controller class. DriverKit objects only: every decision comes
+ * from dkraid-core through rust-core/include/dkraid.h, and every non-success kern_return_t is
+ * logged by name.
+ *
+ * The same file builds the dext on a Mac (Xcode + DriverKit SDK) and the test-bed's simulated
+ * dext (tests/testbed's shim). Deliberately broken variants for the test-bed are selected with
+ * one DKRAID_VARIANT_* macro each; a shipping build defines none of them.
+ */
+#include <DriverKit/DriverKit.h>
+#include <DriverKit/IODispatchQueue.h>
+#include <DriverKit/IOTimerDispatchSource.h>
+#include <DriverKit/IOInterruptDispatchSource.h>
+#include <DriverKit/OSCollections.h>
+#include <PCIDriverKit/PCIDriverKit.h>
+#include <SCSIControllerDriverKit/SCSIControllerDriverKit.h>
+
+#include "DkRaidController.h"
+#include "DkRaidPlatform.h"
+#include "dkraid.h"
+
+static_assert(sizeof(SCSIUserParallelTask) == sizeof(dk_scsi_user_parallel_task),
+              "dk_scsi_user_parallel_task mirrors SCSIUserParallelTask");
+static_assert(sizeof(SCSIUserParallelResponse) == sizeof(dk_scsi_user_parallel_response),
+              "dk_scsi_user_parallel_response mirrors SCSIUserParallelResponse");
+
+/* Queue names: each one a QUEUENAME in DkRaidController.iig or the SDK's .iig. */
+#define kDkRaidAuxiliaryQueueName "AuxiliaryQueue"
+#define kDkRaidTargetQueueName "TargetQueue"
+#define kDkRaidInterruptQueueName "InterruptQueue"
+
+/* Personality property selecting the bring-up stage. */
+#define kDkRaidBringUpStageKey "BringUpStage"
+
+struct DkRaidController_IVars {
+    IOPCIDevice *pci;
+    IODispatchQueue *auxiliaryQueue;
+    IODispatchQueue *targetQueue;
+    IODispatchQueue *interruptQueue;
+    IOTimerDispatchSource *targetTimer;
+    OSAction *targetWorkAction;
+    void *coreMemory;
+    size_t coreMemorySize;
+    dk_core *core;
+    dk_platform platformTable;
+    DkRaidPlatform platform;
+    bool pciOpen;
+#if defined(DKRAID_VARIANT_BLOCKING_INIT)
+    volatile bool deviceManagementAsked;
+#endif
+#if defined(DKRAID_VARIANT_DUPLICATE_TASK_ID)
+    uint32_t lastTaskID;
+#endif
+};
+
+/* ------------------------------------------------------------------------------ helpers -- */
+
+void DkRaidController::LogFailure(const char *call, kern_return_t status)
+{
+    const char *name = dk_ioreturn_name(status);
+    if (name != nullptr) {
+        os_log_error(OS_LOG_DEFAULT, "dkraid: %{public}s failed: %{public}s (0x%08x)", call,
+                     name, (unsigned)status);
+    } else {
+        os_log_error(OS_LOG_DEFAULT, "dkraid: %{public}s failed: IOReturn 0x%08x", call,
+                     (unsigned)status);
+    }
+}
+
+/* Log and pass on a failure. */
+#define DKRAID_CHECK(call, expr)                                                              \
+    do {                                                                                      \
+        kern_return_t dkraidRet_ = (expr);                                                    \
+        if (dkraidRet_ != kIOReturnSuccess) {                                                 \
+            LogFailure(call, dkraidRet_);                                                     \
+            return dkraidRet_;                                                                \
+        }                                                                                     \
+    } while (0)
+
+kern_return_t DkRaidController::CreateQueues()
+{
+    /* Every queue is created and registered here, in Start, before Start(SUPERDISPATCH):
+     * a queue created later panicked a machine at load (DRIVERKIT.md §1, §3). */
+#if !defined(DKRAID_VARIANT_QUEUE_NOT_CREATED)
+    DKRAID_CHECK("IODispatchQueue::Create(TargetQueue)",
+                 IODispatchQueue::Create(kDkRaidTargetQueueName, 0, 0, &ivars->targetQueue));
+#endif
+    DKRAID_CHECK("IODispatchQueue::Create(AuxiliaryQueue)",
+                 IODispatchQueue::Create(kDkRaidAuxiliaryQueueName, 0, 0,
+                                         &ivars->auxiliaryQueue));
+    DKRAID_CHECK("IODispatchQueue::Create(InterruptQueue)",
+                 IODispatchQueue::Create(kDkRaidInterruptQueueName, 0, 0,
+                                         &ivars->interruptQueue));
+    /* The SDK declares UserCreateTargetForID QUEUENAME(AuxiliaryQueue) but DriverKit does not
+     * create that queue: without it a target create never dispatches. */
+    DKRAID_CHECK("SetDispatchQueue(AuxiliaryQueue)",
+                 SetDispatchQueue(kDkRaidAuxiliaryQueueName, ivars->auxiliaryQueue));
+    /* TargetWork and InterruptOccurred are declared with these QUEUENAMEs. */
+    DKRAID_CHECK("SetDispatchQueue(TargetQueue)",
+                 SetDispatchQueue(kDkRaidTargetQueueName, ivars->targetQueue));
+    DKRAID_CHECK("SetDispatchQueue(InterruptQueue)",
+                 SetDispatchQueue(kDkRaidInterruptQueueName, ivars->interruptQueue));
+#if defined(DKRAID_VARIANT_QUEUE_NOT_CREATED)
+    /* Broken on purpose: the target queue is created after it was registered. */
+    DKRAID_CHECK("IODispatchQueue::Create(TargetQueue)",
+                 IODispatchQueue::Create(kDkRaidTargetQueueName, 0, 0, &ivars->targetQueue));
+#endif
+#if defined(DKRAID_VARIANT_UNDECLARED_QUEUE)
+    /* Broken on purpose: no method of the class hierarchy is declared QUEUENAME(IOQueue). */
+    DKRAID_CHECK("SetDispatchQueue(IOQueue)", SetDispatchQueue("IOQueue", ivars->targetQueue));
+#endif
+    /* Target work runs from a zero-delay timer whose handler is TargetWork on TargetQueue. */
+    DKRAID_CHECK("IOTimerDispatchSource::Create",
+                 IOTimerDispatchSource::Create(ivars->targetQueue, &ivars->targetTimer));
+    DKRAID_CHECK("CreateActionTargetWork", CreateActionTargetWork(0, &ivars->targetWorkAction));
+    DKRAID_CHECK("IOTimerDispatchSource::SetHandler",
+                 ivars->targetTimer->SetHandler(ivars->targetWorkAction));
+    return kIOReturnSuccess;
+}
+
+kern_return_t DkRaidController::CompleteTask(OSAction *completion, const void *response)
+{
+    SCSIUserParallelResponse parallelResponse;
+    memcpy(&parallelResponse, response, sizeof(parallelResponse));
+#if defined(DKRAID_VARIANT_BAD_RESPONSE_VERSION)
+    /* Broken on purpose: the kernel drops any other version and the I/O never completes. */
+    parallelResponse.version = 2;
+#endif
+    ParallelTaskCompletion(completion, parallelResponse);
+    return kIOReturnSuccess;
+}
+
+/* The bring-up stage from the personality, `pipeline` when absent. */
+static uint32_t ReadStage(IOService *service)
+{
+    uint32_t stage = DK_STAGE_PIPELINE;
+    OSDictionary *properties = nullptr;
+    if (service->CopyProperties(&properties) != kIOReturnSuccess || properties == nullptr) {
+        return stage;
+    }
+    OSString *name = OSDynamicCast(OSString, properties->getObject(kDkRaidBringUpStageKey));
+    if (name != nullptr) {
+        uint32_t parsed = 0;
+        if (dk_stage_parse(name->getCStringNoCopy(), name->getLength(), &parsed) ==
+            kIOReturnSuccess) {
+            stage = parsed;
+        } else {
+            os_log_error(OS_LOG_DEFAULT, "dkraid: %{public}s = %{public}s is not a stage",
+                         kDkRaidBringUpStageKey, name->getCStringNoCopy());
+            stage = UINT32_MAX; /* refused by dk_core_init, by name */
+        }
+    }
+    properties->release();
+    return stage;
+}
+
+/* --------------------------------------------------------------------------- lifecycle -- */
+
+bool DkRaidController::init()
+{
+    if (!super::init()) {
+        return false;
+    }
+    ivars = IONewZero(DkRaidController_IVars, 1);
+    return ivars != nullptr;
+}
+
+void DkRaidController::free()
+{
+    if (ivars != nullptr) {
+        if (ivars->core != nullptr) {
+            dk_core_teardown(ivars->core);
+        }
+        DkRaidPlatformRelease(&ivars->platform);
+        if (ivars->coreMemory != nullptr) {
+            IOFree(ivars->coreMemory, ivars->coreMemorySize);
+        }
+        OSSafeReleaseNULL(ivars->targetWorkAction);
+        OSSafeReleaseNULL(ivars->targetTimer);
+        OSSafeReleaseNULL(ivars->interruptQueue);
+        OSSafeReleaseNULL(ivars->targetQueue);
+        OSSafeReleaseNULL(ivars->auxiliaryQueue);
+        OSSafeReleaseNULL(ivars->pci);
+    }
+    IOSafeDeleteNULL(ivars, DkRaidController_IVars, 1);
+    super::free();
+}
+
+kern_return_t IMPL(DkRaidController, Start)
+{
+    /* The kernel does not open the PCI device for a dext. */
+    ivars->pci = OSDynamicCast(IOPCIDevice, provider);
+    if (ivars->pci == nullptr) {
+        LogFailure("Start: provider is not an IOPCIDevice", kIOReturnNoDevice);
+        return kIOReturnNoDevice;
+    }
+    ivars->pci->retain();
+    DKRAID_CHECK("IOPCIDevice::Open", ivars->pci->Open(this, 0));
+    ivars->pciOpen = true;
+
+    DKRAID_CHECK("CreateQueues", CreateQueues());
+
+    /* The core, in memory we own, with the platform callbacks bound to our objects. */
+    DkRaidPlatformInit(&ivars->platform, ivars->pci, &ivars->platformTable);
+    ivars->coreMemorySize = dk_core_size() + dk_core_align();
+    ivars->coreMemory = IOMallocZero(ivars->coreMemorySize);
+    if (ivars->coreMemory == nullptr) {
+        LogFailure("IOMallocZero(core)", kIOReturnNoMemory);
+        return kIOReturnNoMemory;
+    }
+    uintptr_t aligned = ((uintptr_t)ivars->coreMemory + dk_core_align() - 1) &
+                        ~((uintptr_t)dk_core_align() - 1);
+    dk_core_config config = {};
+    config.abi_version = DK_ABI_VERSION;
+    config.stage = ReadStage(this);
+#if defined(DKRAID_VARIANT_FIXED_4K_PAGES)
+    /* Broken on purpose: a constant page size instead of IOVMPageSize. */
+    config.page_size = 4096;
+#else
+    config.page_size = IOVMPageSize;
+#endif
+    config.max_task_count = 0;
+    DKRAID_CHECK("dk_core_init",
+                 dk_core_init((void *)aligned, dk_core_size(), &ivars->platformTable, &config,
+                              &ivars->core));
+    DKRAID_CHECK("dk_controller_start", dk_controller_start(ivars->core));
+
+    /* The kernel now drives UserInitializeController .. UserDoesHBAPerformDeviceManagement. */
+    DKRAID_CHECK("Start(SUPERDISPATCH)", Start(provider, SUPERDISPATCH));
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, Stop)
+{
+    /* Never wait synchronously on the target queue here: it may be inside
+     * UserCreateTargetForID, whose probe needs Default (DRIVERKIT.md §4). No target is
+     * destroyed here either: the framework terminates them as children. */
+    if (ivars->targetTimer != nullptr) {
+        ivars->targetTimer->Cancel(nullptr);
+    }
+    /* The action retains this object: releasing it only in free() would be a cycle that keeps
+     * the controller, its queues and every DMA frame alive after Stop. */
+    OSSafeReleaseNULL(ivars->targetTimer);
+    OSSafeReleaseNULL(ivars->targetWorkAction);
+    if (ivars->core != nullptr) {
+        kern_return_t ret = dk_stop_controller(ivars->core);
+        if (ret != kIOReturnSuccess) {
+            LogFailure("dk_stop_controller", ret);
+        }
+    }
+    if (ivars->pciOpen) {
+        ivars->pci->Close(this, 0);
+        ivars->pciOpen = false;
+    }
+    return Stop(provider, SUPERDISPATCH);
+}
+
+kern_return_t IMPL(DkRaidController, UserInitializeController)
+{
+    /* Preparation only, and quick: nothing here waits for a later callback. */
+#if defined(DKRAID_VARIANT_BLOCKING_INIT)
+    /* Broken on purpose (the seed's while(1)): UserDoesHBAPerformDeviceManagement only comes
+     * after this returns, so this never ends. */
+    while (!ivars->deviceManagementAsked) {
+        IOSleep(100);
+    }
+#endif
+    dk_hba_constraints limits = {};
+    DKRAID_CHECK("dk_initialize_controller", dk_initialize_controller(ivars->core, &limits));
+    OSDictionary *constraints = OSDictionary::withCapacity(7);
+    if (constraints == nullptr) {
+        LogFailure("OSDictionary::withCapacity", kIOReturnNoMemory);
+        return kIOReturnNoMemory;
+    }
+    struct {
+        const char *key;
+        uint64_t value;
+    } entries[] = {
+        {kIOMaximumSegmentCountReadKey, limits.max_segment_count_read},
+        {kIOMaximumSegmentCountWriteKey, limits.max_segment_count_write},
+        {kIOMaximumSegmentByteCountReadKey, limits.max_segment_byte_count_read},
+        {kIOMaximumSegmentByteCountWriteKey, limits.max_segment_byte_count_write},
+        {kIOMinimumSegmentAlignmentByteCountKey, limits.min_segment_alignment_byte_count},
+        {kIOMaximumSegmentAddressableBitCountKey, limits.max_segment_addressable_bit_count},
+#if !defined(DKRAID_VARIANT_MISSING_CONSTRAINT)
+        /* The kernel dereferences this one without a NULL check. */
+        {kIOMinimumHBADataAlignmentMaskKey, limits.min_hba_data_alignment_mask},
+#endif
+    };
+    kern_return_t ret = kIOReturnSuccess;
+    for (const auto &entry : entries) {
+        OSNumber *number = OSNumber::withNumber(entry.value, 64);
+        if (number == nullptr) {
+            ret = kIOReturnNoMemory;
+            break;
+        }
+        constraints->setObject(entry.key, number);
+        number->release();
+    }
+    if (ret == kIOReturnSuccess) {
+        ret = UserReportHBAConstraints(constraints);
+    }
+    constraints->release();
+    DKRAID_CHECK("UserReportHBAConstraints", ret);
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserReportInitiatorIdentifier)
+{
+    DKRAID_CHECK("dk_report_initiator_identifier", dk_report_initiator_identifier(ivars->core, id));
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserReportHighestSupportedDeviceID)
+{
+    DKRAID_CHECK("dk_report_highest_supported_device_id",
+                 dk_report_highest_supported_device_id(ivars->core, id));
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserReportMaximumTaskCount)
+{
+    DKRAID_CHECK("dk_report_maximum_task_count", dk_report_maximum_task_count(ivars->core, count));
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserGetDMASpecification)
+{
+    dk_dma_specification spec = {};
+    DKRAID_CHECK("dk_get_dma_specification", dk_get_dma_specification(ivars->core, &spec));
+    *maxTransferSize = spec.max_transfer_size;
+    *alignment = spec.alignment;
+    *numAddressBits = spec.address_bits;
+    *segmentType = (DMAOutputSegmentType)spec.segment_type;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserMapHBAData)
+{
+    /* IDs 1..=N with each task's DMA frame mapped now, never on the I/O path. */
+    DKRAID_CHECK("dk_map_hba_data", dk_map_hba_data(ivars->core, uniqueTaskID));
+#if defined(DKRAID_VARIANT_ZERO_TASK_ID)
+    /* Broken on purpose: 0 is the kernel's "first task on the queue" sentinel. */
+    *uniqueTaskID -= 1;
+#endif
+#if defined(DKRAID_VARIANT_DUPLICATE_TASK_ID)
+    /* Broken on purpose: the seed's unchecked fTaskID++ wrapped back to an ID in use. */
+    if (ivars->lastTaskID == 2) {
+        *uniqueTaskID = 1;
+    }
+    ivars->lastTaskID = *uniqueTaskID;
+#endif
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserMapBundledParallelTaskCommandAndResponseBuffers)
+{
+    /* Opt out of bundled mode: the kernel uses UserProcessParallelTask. */
+    (void)parallelCommandIOMemoryDescriptor;
+    (void)parallelResponseIOMemoryDescriptor;
+    return kIOReturnUnsupported;
+}
+
+kern_return_t IMPL(DkRaidController, UserStartController)
+{
+    DKRAID_CHECK("dk_start_controller", dk_start_controller(ivars->core));
+#if defined(DKRAID_VARIANT_CREATE_ON_DEFAULT)
+    /* Broken on purpose: this runs on Default, and the create's probe needs Default. */
+    kern_return_t createRet = UserCreateTargetForID(0, nullptr);
+    if (createRet != kIOReturnSuccess) {
+        LogFailure("UserCreateTargetForID(0)", createRet);
+    }
+#endif
+    /* Target work runs asynchronously on the private target queue; never block here. */
+    uint64_t now = mach_absolute_time();
+    DKRAID_CHECK("IOTimerDispatchSource::WakeAtTime",
+                 ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, now, 0));
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserDoesHBAPerformDeviceManagement)
+{
+#if defined(DKRAID_VARIANT_BLOCKING_INIT)
+    ivars->deviceManagementAsked = true;
+#endif
+    uint8_t answer = 0;
+    DKRAID_CHECK("dk_does_hba_perform_device_management",
+                 dk_does_hba_perform_device_management(ivars->core, &answer));
+    *result = answer != 0;
+    return kIOReturnSuccess;
+}
+
+/* -------------------------------------------------------------------------- capabilities -- */
+
+kern_return_t IMPL(DkRaidController, UserReportHBAHighestLogicalUnitNumber)
+{
+    *value = 0;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserDoesHBAPerformAutoSense)
+{
+    *result = true;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserDoesHBASupportMultiPathing)
+{
+    *result = false;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserDoesHBASupportSCSIParallelFeature)
+{
+    (void)theValue;
+    *result = false;
+    return kIOReturnSuccess;
+}
+
+/* -------------------------------------------------------------------------- targets, I/O -- */
+
+void IMPL(DkRaidController, TargetWork)
+{
+    /* Runs on TargetQueue: creations one at a time, each to completion, so a second create is
+     * never in flight (DRIVERKIT.md §4). */
+    (void)action;
+    (void)time;
+#if defined(DKRAID_VARIANT_REENTRANT_CREATE) || defined(DKRAID_VARIANT_BAD_RESPONSE_VERSION)
+    /* These variants need a target create to break. */
+    kern_return_t variantRet = UserCreateTargetForID(0, nullptr);
+    if (variantRet != kIOReturnSuccess) {
+        LogFailure("UserCreateTargetForID(0)", variantRet);
+    }
+#endif
+    for (;;) {
+        dk_target_work work = {};
+        if (dk_next_target_work(ivars->core, &work) != kIOReturnSuccess ||
+            work.kind == DK_TARGET_WORK_NONE) {
+            return;
+        }
+        kern_return_t ret = kIOReturnUnsupported;
+        if (work.kind == DK_TARGET_WORK_CREATE) {
+            ret = UserCreateTargetForID(work.target_id, nullptr);
+            if (ret != kIOReturnSuccess) {
+                LogFailure("UserCreateTargetForID", ret);
+            }
+        } else if (work.kind == DK_TARGET_WORK_DESTROY) {
+            ret = UserDestroyTargetForID(work.target_id);
+            if (ret != kIOReturnSuccess) {
+                LogFailure("UserDestroyTargetForID", ret);
+            }
+        }
+        dk_target_work_done(ivars->core, &work, ret);
+    }
+}
+
+kern_return_t IMPL(DkRaidController, UserInitializeTargetForID)
+{
+#if defined(DKRAID_VARIANT_REENTRANT_CREATE)
+    /* Broken on purpose: a second create while the first is in flight. */
+    kern_return_t secondRet = UserCreateTargetForID(targetID + 1, nullptr);
+    if (secondRet != kIOReturnSuccess) {
+        LogFailure("UserCreateTargetForID(second)", secondRet);
+    }
+#endif
+    DKRAID_CHECK("dk_initialize_target", dk_initialize_target(ivars->core, targetID));
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
+{
+    dk_scsi_user_parallel_task task;
+    memcpy(&task, &parallelRequest, sizeof(task));
+    dk_scsi_user_parallel_response out = {};
+    uint32_t disposition = DK_TASK_IN_PROCESS;
+    kern_return_t ret = dk_process_parallel_task(ivars->core, &task, &out, &disposition);
+    if (ret != kIOReturnSuccess) {
+        LogFailure("dk_process_parallel_task", ret);
+        *response = kSCSIServiceResponse_SERVICE_DELIVERY_OR_TARGET_FAILURE;
+        return kIOReturnSuccess;
+    }
+    *response = kSCSIServiceResponse_Request_In_Process;
+    if (disposition == DK_TASK_COMPLETED_NOW) {
+        /* Completed inline: the action stays valid for this call, so no retain is needed. */
+        CompleteTask(completion, &out);
+        ret = dk_task_delivered(ivars->core, task.fControllerTaskIdentifier);
+        if (ret != kIOReturnSuccess) {
+            LogFailure("dk_task_delivered", ret);
+        }
+    } else {
+        /* Finished later from the interrupt path: keep the action alive until then. */
+        completion->retain();
+    }
+    return kIOReturnSuccess;
+}
+
+void IMPL(DkRaidController, UserProcessBundledParallelTasks)
+{
+    /* Bundled mode is refused in UserMapBundledParallelTaskCommandAndResponseBuffers. */
+    (void)parallelRequestSlotIndices;
+    (void)parallelRequestSlotIndicesCount;
+    (void)completion;
+}
+
+void IMPL(DkRaidController, InterruptOccurred)
+{
+    /* No stage raises interrupts yet. */
+    (void)action;
+    (void)count;
+    (void)time;
+}
+
+/* ----------------------------------------------------------------------- task management -- */
+
+kern_return_t IMPL(DkRaidController, UserAbortTaskRequest)
+{
+    (void)theT;
+    (void)theL;
+    (void)theQ;
+    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserAbortTaskSetRequest)
+{
+    (void)theT;
+    (void)theL;
+    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserClearACARequest)
+{
+    (void)theT;
+    (void)theL;
+    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserClearTaskSetRequest)
+{
+    (void)theT;
+    (void)theL;
+    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserLogicalUnitResetRequest)
+{
+    (void)theT;
+    (void)theL;
+    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IMPL(DkRaidController, UserTargetResetRequest)
+{
+    (void)theT;
+    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
+    return kIOReturnSuccess;
+}

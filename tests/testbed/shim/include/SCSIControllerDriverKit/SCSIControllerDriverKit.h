@@ -1,0 +1,4 @@
+/* Mirrors SCSIControllerDriverKit's umbrella <SCSIControllerDriverKit/SCSIControllerDriverKit.h>. */
+#pragma once
+#include <SCSIControllerDriverKit/SCSIDefinitions.h>
+#include <SCSIControllerDriverKit/IOUserSCSIParallelInterfaceController.h>

@@ -1,0 +1,393 @@
+//! Booting the dext on the simulated Mac: the kernel matches the controller, starts it (with
+//! the 60 s registry-busy watchdog running), lets its asynchronous work settle, stops it and
+//! releases it, then checks for leaks. The result is a [`Report`].
+
+use std::ffi::CString;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use dkraid_core::Stage;
+
+use crate::kernel::REGISTRY_BUSY_TIMEOUT_NS;
+use crate::runtime::{self, DkSimClassInfo, Obj};
+use crate::sched::{self, describe_chain, Outcome, Scheduler, Teardown};
+use crate::trace::{Event, LogLine};
+use crate::variants::{self, Variant};
+use crate::verifier::Violation;
+use crate::world::{self, violation, with_world, World};
+
+/// What to boot.
+#[derive(Clone, Debug)]
+pub struct BootConfig {
+    pub stage: Stage,
+    pub seed: u64,
+    pub variant: Option<&'static Variant>,
+    pub page_size: u64,
+    /// Wall-clock limit for a simulated thread that never reaches a scheduling point.
+    pub spin_limit: Duration,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        BootConfig {
+            stage: Stage::Pipeline,
+            seed: 1,
+            variant: None,
+            page_size: 16384,
+            spin_limit: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The result of a boot. Everything in it is a function of the config: two boots with the same
+/// config serialize to the same bytes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub stage: String,
+    pub variant: Option<String>,
+    pub page_size: u64,
+    pub outcome: String,
+    pub started: bool,
+    pub registered: bool,
+    pub tasks_mapped: usize,
+    pub queues_registered: Vec<String>,
+    pub targets: Vec<u64>,
+    pub violations: Vec<Violation>,
+    pub virtual_time_ns: u64,
+    pub scheduling_points: u64,
+    pub timeline: Vec<Event>,
+    pub logs: Vec<LogLine>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+extern "C" {
+    fn dksim_class_info_default() -> *const DkSimClassInfo;
+}
+
+include!(concat!(env!("OUT_DIR"), "/variant_class_info.rs"));
+
+fn class_info(variant: Option<&Variant>) -> &'static DkSimClassInfo {
+    let p = match variant {
+        // SAFETY: generated functions returning pointers to static class info.
+        None => unsafe { dksim_class_info_default() },
+        Some(v) => variant_class_info(v.name).expect("every variant is built"),
+    };
+    // SAFETY: non-NULL pointers to statics in the dext builds.
+    unsafe { &*p }
+}
+
+fn class_bindings(info: &DkSimClassInfo) -> world::ClassBindings {
+    let mut dext = Vec::new();
+    let mut p = info.queue_bindings;
+    // SAFETY: the generated table ends with {NULL, NULL}; strings are literals.
+    unsafe {
+        while !(*p).method.is_null() {
+            let m = std::ffi::CStr::from_ptr((*p).method).to_string_lossy().into_owned();
+            let q = std::ffi::CStr::from_ptr((*p).queue).to_string_lossy().into_owned();
+            dext.push((m, q));
+            p = p.add(1);
+        }
+    }
+    // SAFETY: a literal.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.name) }.to_string_lossy().into_owned();
+    world::ClassBindings { name, dext }
+}
+
+/// How fatal errors (a CPU fault on an IOVA, a spinning thread) print the report before the
+/// process ends.
+#[derive(Clone, Copy, Debug)]
+pub struct EmergencyOutput {
+    pub json: bool,
+}
+
+static EMERGENCY: OnceLock<EmergencyOutput> = OnceLock::new();
+static EMERGENCY_CONFIG: OnceLock<(u64, Option<&'static str>, u64)> = OnceLock::new();
+
+pub fn set_emergency_output(out: EmergencyOutput) {
+    let _ = EMERGENCY.set(out);
+}
+
+fn on_iova_fault(address: u64) -> ! {
+    let queue = world::current_queue_name();
+    let v = world::try_with_world(|w| {
+        let v = Violation {
+            rule: "CpuDereferencedIova",
+            queue: queue.clone(),
+            call: world::current_call(w),
+            values: format!("address={address:#x}"),
+            section: "DRIVERKIT.md §5",
+            message: format!(
+                "the CPU dereferenced {address:#x}, a device address (IOVA) from PrepareForDMA. \
+                 Device addresses are for the hardware; the dext's CPU mapping of a buffer is \
+                 GetAddressRange's."
+            ),
+        };
+        w.violations.push(v.clone());
+        v
+    });
+    let report = world::try_with_world(|w| {
+        let (seed, variant, page) = EMERGENCY_CONFIG.get().copied().unwrap_or((0, None, 0));
+        partial_report(w, seed, variant, page, "stopped: CPU fault on an IOVA".into())
+    });
+    let json = EMERGENCY.get().is_some_and(|e| e.json);
+    match report {
+        Some(r) => crate::cli_output::print_report(&r, json),
+        None => eprintln!("{v:?}"),
+    }
+    std::process::exit(1);
+}
+
+fn partial_report(
+    w: &World,
+    seed: u64,
+    variant: Option<&str>,
+    page_size: u64,
+    outcome: String,
+) -> Report {
+    Report {
+        seed,
+        stage: w.stage.name().to_string(),
+        variant: variant.map(str::to_string),
+        page_size,
+        outcome,
+        started: w.family.registered,
+        registered: w.family.registered,
+        tasks_mapped: w.family.task_ids.len(),
+        queues_registered: w.registered.keys().cloned().collect(),
+        targets: w.family.targets.iter().copied().collect(),
+        violations: w.violations.clone(),
+        virtual_time_ns: 0,
+        scheduling_points: 0,
+        timeline: w.events.clone(),
+        logs: w.logs.clone(),
+    }
+}
+
+/// Boot the dext once.
+pub fn boot(config: &BootConfig) -> Report {
+    crate::memory::install_iova_fault_handler(on_iova_fault);
+    let _ = EMERGENCY_CONFIG.set((config.seed, config.variant.map(|v| v.name), config.page_size));
+    let info = class_info(config.variant);
+    let mut w = World::new(config.stage, config.page_size);
+    w.class = class_bindings(info);
+    w.properties = vec![
+        (CString::new("BringUpStage").unwrap(), CString::new(config.stage.name()).unwrap()),
+        (CString::new("IOUserClass").unwrap(), CString::new(w.class.name.clone()).unwrap()),
+    ];
+    // SAFETY: set before any dext code runs; read by the dext through IOLib.h.
+    unsafe { runtime::IOVMPageSize = config.page_size };
+    // SAFETY: a counter read.
+    w.object_baseline = unsafe { runtime::dksim_live_objects() };
+    World::install(w);
+
+    let mut scheduler = Scheduler::new(config.seed)
+        .with_teardown(Teardown::Leak)
+        .with_spin_watchdog(config.spin_limit, |spin| {
+            eprintln!(
+                "SpinWatchdog: simulated thread {} ran {} ms of wall-clock time without \
+                 reaching a scheduling point; its last call was {}",
+                spin.thread_name, spin.wall_ms, spin.last_call
+            );
+            std::process::exit(3);
+        });
+
+    let create = info.create;
+    scheduler.spawn("kernel", move || start_phase(create));
+    let outcome = scheduler.run();
+    let mut outcome_text = outcome.to_string();
+    let mut stopped = false;
+    match &outcome {
+        Outcome::Deadlock { chain, all_blocked } => {
+            report_deadlock(chain, all_blocked);
+            stopped = true;
+        }
+        Outcome::Stopped { .. } => stopped = true,
+        Outcome::TimeLimit { .. } | Outcome::Finished => {}
+    }
+    let started = with_world(|w| w.family.registered);
+    if !stopped && with_world(|w| w.family.controller != 0) {
+        scheduler.spawn("kernel", stop_phase);
+        let outcome = scheduler.run();
+        if let Outcome::Deadlock { chain, all_blocked } = &outcome {
+            report_deadlock(chain, all_blocked);
+        }
+        outcome_text = format!("{outcome_text}; stop: {outcome}");
+    }
+    let virtual_time_ns = scheduler.now_ns();
+    let scheduling_points = scheduler.scheduling_points();
+    drop(scheduler);
+    let w = World::take().expect("the world outlives the run");
+    let mut report = partial_report(
+        &w,
+        config.seed,
+        config.variant.map(|v| v.name),
+        config.page_size,
+        outcome_text,
+    );
+    report.started = started;
+    report.virtual_time_ns = virtual_time_ns;
+    report.scheduling_points = scheduling_points;
+    report
+}
+
+fn report_deadlock(chain: &[sched::Blocked], all: &[sched::Blocked]) {
+    let text = describe_chain(chain);
+    let others: Vec<sched::Blocked> =
+        all.iter().filter(|b| !chain.iter().any(|c| c.thread == b.thread)).cloned().collect();
+    with_world(|w| {
+        w.violations.push(Violation {
+            rule: "Deadlock",
+            queue: chain.first().map(|b| b.name.clone()).unwrap_or_default(),
+            call: chain.first().map(|b| b.call.clone()).unwrap_or_default(),
+            values: if others.is_empty() {
+                String::new()
+            } else {
+                format!("also blocked: {}", describe_chain(&others))
+            },
+            section: "DRIVERKIT.md §4",
+            message: format!("no simulated thread can run: {text}"),
+        })
+    });
+}
+
+/// The kernel thread: match, create, start.
+fn start_phase(create: unsafe extern "C" fn() -> Obj) {
+    let default = world::create_queue("Default");
+    with_world(|w| {
+        w.default_queue = default;
+        w.registered.insert("Default".into(), default);
+    });
+    // SAFETY: the generated factory: `new` + `init()`.
+    let controller = world::traced("init", || unsafe { create() });
+    if controller.is_null() {
+        violation("InitFailed", "DRIVERKIT.md §1", String::new(), "init() returned false".into());
+        return;
+    }
+    // SAFETY: creating the provider nub has no preconditions.
+    let provider = unsafe { runtime::dksim_pci_device_new(1) };
+    with_world(|w| {
+        w.family.controller = controller as usize;
+        w.family.provider = provider as usize;
+    });
+    sched::spawn("registry-watchdog", registry_watchdog);
+    let (c, p) = (controller as usize, provider as usize);
+    let r = world::dext_call("Start", move || {
+        // SAFETY: live controller and provider.
+        unsafe { runtime::dksim_invoke_Start(c as Obj, p as Obj) }
+    });
+    world::set_last_result("Start", world::ioreturn_name(r));
+    with_world(|w| w.family.start_returned = true);
+    if r != 0 {
+        return;
+    }
+    check_queue_registrations();
+}
+
+/// Every QUEUENAME the dext declares must have a queue registered under it (DRIVERKIT.md §3).
+fn check_queue_registrations() {
+    let missing: Vec<(String, String)> = with_world(|w| {
+        w.class
+            .dext
+            .iter()
+            .filter(|(_, q)| !w.registered.contains_key(q))
+            .cloned()
+            .collect()
+    });
+    for (method, queue) in missing {
+        violation(
+            "QueueNotRegistered",
+            "DRIVERKIT.md §3",
+            format!("method={method} QUEUENAME={queue}"),
+            format!(
+                "{method} is declared QUEUENAME({queue}) but no queue was registered under that \
+                 name in Start: it runs on Default instead"
+            ),
+        );
+    }
+}
+
+/// The kernel's 60 s registry-busy panic, polled once per virtual second so that a finished
+/// start ends it early.
+fn registry_watchdog() {
+    let step = 1_000_000_000;
+    let mut waited = 0;
+    while waited < REGISTRY_BUSY_TIMEOUT_NS {
+        sched::sleep_ns(step);
+        waited += step;
+        if with_world(|w| w.family.start_returned) {
+            return;
+        }
+    }
+    let busy = with_world(|w| {
+        w.call_stacks
+            .iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(t, s)| (*t, s.join(" > ")))
+            .collect::<Vec<_>>()
+    });
+    let where_ = busy
+        .iter()
+        .map(|(t, s)| format!("{} is in {s}", crate::sched::thread_name_of(*t)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let class = with_world(|w| w.class.name.clone());
+    violation(
+        "RegistryBusyTimeout",
+        "DRIVERKIT.md §1",
+        format!("timeout=60s {where_}"),
+        format!(
+            "kernel panic: the registry stayed busy for 60 s because the start of {class} never \
+             finished ({where_}). Nothing in start may wait for a later callback."
+        ),
+    );
+    if let Some((chain, all)) = sched::deadlock_snapshot() {
+        report_deadlock(&chain, &all);
+    }
+    sched::stop("kernel panic: registry busy timeout".into());
+}
+
+/// The kernel thread, second phase: stop and release the controller, then look for leaks.
+fn stop_phase() {
+    let (c, p) = with_world(|w| (w.family.controller, w.family.provider));
+    let r = world::dext_call("Stop", move || {
+        // SAFETY: live controller and provider.
+        unsafe { runtime::dksim_invoke_Stop(c as Obj, p as Obj) }
+    });
+    world::set_last_result("Stop", world::ioreturn_name(r));
+    // SAFETY: the kernel's references; the controller's free() runs here.
+    world::traced("free", || unsafe { runtime::dksim_object_release(c as Obj) });
+    // SAFETY: as above.
+    unsafe { runtime::dksim_object_release(p as Obj) };
+    with_world(|w| {
+        w.family.controller = 0;
+        w.family.provider = 0;
+    });
+    let (buffers, commands, baseline) =
+        with_world(|w| (w.memory.live_buffers(), w.memory.live_commands(), w.object_baseline));
+    // SAFETY: a counter read.
+    let objects = unsafe { runtime::dksim_live_objects() };
+    if buffers != 0 || commands != 0 || objects != baseline {
+        violation(
+            "LeakAfterStop",
+            "DRIVERKIT.md §2",
+            format!(
+                "buffers={buffers} dma_commands={commands} objects={}",
+                objects.saturating_sub(baseline)
+            ),
+            "after Stop and the last release, the dext still holds DriverKit objects".into(),
+        );
+    }
+}
+
+/// The names of the variants and what each breaks.
+pub fn variant_list() -> &'static [Variant] {
+    variants::VARIANTS
+}

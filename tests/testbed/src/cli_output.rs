@@ -1,0 +1,53 @@
+//! How `dkraid-sim` prints a boot report: a timeline and a summary for people, one JSON object
+//! for programs.
+
+use crate::boot::Report;
+
+/// Print `report` to stdout.
+pub fn print_report(report: &Report, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(report).unwrap_or_default());
+        return;
+    }
+    println!("{:>14}  {:<16}  {:<48}  result", "virtual time", "queue", "call");
+    for e in &report.timeline {
+        println!(
+            "{:>11.3} ms  {:<16}  {:<48}  {}",
+            e.start_ns as f64 / 1e6,
+            e.queue,
+            e.call,
+            e.result
+        );
+    }
+    if !report.logs.is_empty() {
+        println!();
+        println!("log:");
+        for l in &report.logs {
+            println!("{:>11.3} ms  {:<16}  {}", l.time_ns as f64 / 1e6, l.queue, l.message);
+        }
+    }
+    println!();
+    println!("seed               {}", report.seed);
+    println!("stage              {}", report.stage);
+    if let Some(v) = &report.variant {
+        println!("variant            {v}");
+    }
+    println!("IOVMPageSize       {}", report.page_size);
+    println!("outcome            {}", report.outcome);
+    println!("registered         {}", report.registered);
+    println!("tasks mapped       {}", report.tasks_mapped);
+    println!("queues registered  {}", report.queues_registered.join(", "));
+    println!(
+        "targets            {}",
+        if report.targets.is_empty() {
+            "none".to_string()
+        } else {
+            report.targets.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        }
+    );
+    println!("virtual time       {:.3} ms", report.virtual_time_ns as f64 / 1e6);
+    println!("violations         {}", report.violations.len());
+    for v in &report.violations {
+        println!("  {v}");
+    }
+}

@@ -1,0 +1,565 @@
+//! The simulated kernel: IOSCSIParallelFamily's side of a DriverKit SCSI controller, and the
+//! DriverKit rules it enforces (DRIVERKIT.md §1–§5). Every rule the dext breaks becomes a
+//! [`Violation`](crate::verifier::Violation) naming the rule, the queue, the call and the values.
+
+use dkraid_core::abi::{dk_scsi_user_parallel_response, dk_scsi_user_parallel_task};
+use dkraid_core::IOReturn;
+
+use crate::memory::Prepared;
+use crate::runtime::{self, Obj};
+use crate::sched::{self, WaitFor};
+use crate::world::{
+    self, call_on_queue, dext_call, ioreturn_name, set_last_result, violation, with_world,
+    PendingTask, Timer, SDK_QUEUE_BINDINGS,
+};
+
+const OK: i32 = 0;
+const SECTION_START: &str = "DRIVERKIT.md §1";
+const SECTION_TASKS: &str = "DRIVERKIT.md §2";
+const SECTION_QUEUES: &str = "DRIVERKIT.md §3";
+const SECTION_TARGETS: &str = "DRIVERKIT.md §4";
+const SECTION_IO: &str = "DRIVERKIT.md §5";
+
+/// The seven constraint keys, in the order the shim reports them.
+pub const CONSTRAINT_KEYS: [&str; 7] = [
+    "kIOMaximumSegmentCountReadKey",
+    "kIOMaximumSegmentCountWriteKey",
+    "kIOMaximumSegmentByteCountReadKey",
+    "kIOMaximumSegmentByteCountWriteKey",
+    "kIOMinimumSegmentAlignmentByteCountKey",
+    "kIOMaximumSegmentAddressableBitCountKey",
+    "kIOMinimumHBADataAlignmentMaskKey",
+];
+
+/// How long the registry may stay busy before the kernel panics.
+pub const REGISTRY_BUSY_TIMEOUT_NS: u64 = 60_000_000_000;
+
+// ------------------------------------------------------------------------------ queues --
+
+/// `IOService::SetDispatchQueue`.
+pub fn set_dispatch_queue(name: &str, queue: u64) -> i32 {
+    if queue == 0 {
+        violation(
+            "NullDispatchQueue",
+            SECTION_QUEUES,
+            format!("name=\"{name}\" queue=NULL"),
+            format!(
+                "SetDispatchQueue(\"{name}\") was passed a NULL queue: the queue was not created \
+                 yet. Create every queue with IODispatchQueue::Create before registering it."
+            ),
+        );
+        return IOReturn::kIOReturnBadArgument.0;
+    }
+    let declared = with_world(|w| {
+        name == "Default"
+            || w.class.dext.iter().any(|(_, q)| q == name)
+            || SDK_QUEUE_BINDINGS.iter().any(|(_, q)| *q == name)
+    });
+    if !declared {
+        let class = with_world(|w| w.class.name.clone());
+        violation(
+            "UndeclaredQueueName",
+            SECTION_QUEUES,
+            format!("name=\"{name}\" result={}", IOReturn::kIOReturnBadArgument),
+            format!(
+                "SetDispatchQueue(\"{name}\") returned kIOReturnBadArgument (0xe00002c2): no \
+                 method of {class} or its superclasses is declared QUEUENAME({name}). Declare a \
+                 method with QUEUENAME({name}) in the .iig, or do not register the name."
+            ),
+        );
+        return IOReturn::kIOReturnBadArgument.0;
+    }
+    with_world(|w| {
+        if name == "Default" {
+            w.default_queue = queue;
+        }
+        w.registered.insert(name.to_string(), queue);
+    });
+    OK
+}
+
+// ----------------------------------------------------------------------- family start --
+
+fn controller() -> Obj {
+    with_world(|w| w.family.controller as Obj)
+}
+
+/// A kernel→dext call returning a kern_return_t, recorded with its result.
+fn call(method: &'static str, f: impl FnOnce(Obj) -> i32 + 'static) -> i32 {
+    let object = controller();
+    let r = dext_call(method, move || f(object));
+    set_last_result(method, ioreturn_name(r));
+    r
+}
+
+/// The kernel's start of the controller (IOSCSIParallelInterfaceController::start), entered
+/// from the dext's `Start(provider, SUPERDISPATCH)`. Runs on the dext thread that made the
+/// super call; kernel→dext calls made here for that thread's queue run nested on it.
+pub fn family_start(_service: Obj, _provider: Obj) -> i32 {
+    // SAFETY (for every `unsafe` below): the controller object is live for the whole start,
+    // and the out-pointers point into the closure's own stack frame.
+    let r = call("UserInitializeController", |o| unsafe {
+        runtime::dksim_invoke_UserInitializeController(o)
+    });
+    if r != OK {
+        return r;
+    }
+    if let Err(r) = check_constraints() {
+        return r;
+    }
+    let (r, id) = out_call("UserReportInitiatorIdentifier", |o, p: *mut u64| unsafe {
+        runtime::dksim_invoke_UserReportInitiatorIdentifier(o, p)
+    });
+    if r != OK {
+        return r;
+    }
+    let (r, highest) = out_call("UserReportHighestSupportedDeviceID", |o, p: *mut u64| unsafe {
+        runtime::dksim_invoke_UserReportHighestSupportedDeviceID(o, p)
+    });
+    if r != OK {
+        return r;
+    }
+    with_world(|w| {
+        w.family.initiator_id = id;
+        w.family.highest_id = highest;
+    });
+    let (r, count) = out_call("UserReportMaximumTaskCount", |o, p: *mut u32| unsafe {
+        runtime::dksim_invoke_UserReportMaximumTaskCount(o, p)
+    });
+    if r != OK {
+        return r;
+    }
+    if count == 0 {
+        violation(
+            "ZeroTaskCount",
+            SECTION_START,
+            "count=0".into(),
+            "UserReportMaximumTaskCount reported 0 tasks: the controller fails to load".into(),
+        );
+        return IOReturn::kIOReturnNoResources.0;
+    }
+    build_task_pool(count);
+    if with_world(|w| w.family.task_ids.is_empty()) {
+        return IOReturn::kIOReturnNoMemory.0;
+    }
+    // Bundled mode: any error opts out.
+    let _ = call("UserMapBundledParallelTaskCommandAndResponseBuffers", |o| unsafe {
+        runtime::dksim_invoke_UserMapBundledParallelTaskCommandAndResponseBuffers(o)
+    });
+    let r = call("UserStartController", |o| unsafe { runtime::dksim_invoke_UserStartController(o) });
+    if r != OK {
+        return r;
+    }
+    let (r, manages) = out_call("UserDoesHBAPerformDeviceManagement", |o, p: *mut bool| unsafe {
+        runtime::dksim_invoke_UserDoesHBAPerformDeviceManagement(o, p)
+    });
+    if r != OK {
+        return r;
+    }
+    if !manages {
+        // The kernel probes every ID itself, synchronously, inside start.
+        let (initiator, highest) = with_world(|w| (w.family.initiator_id, w.family.highest_id));
+        for target in (0..=highest.min(255)).filter(|t| *t != initiator) {
+            let _ = probe_and_attach(target);
+        }
+    }
+    with_world(|w| w.family.registered = true);
+    OK
+}
+
+/// A kernel→dext call with one out-parameter.
+fn out_call<T: Default + Copy + 'static>(
+    method: &'static str,
+    f: impl FnOnce(Obj, *mut T) -> i32 + 'static,
+) -> (i32, T) {
+    let object = controller();
+    let (r, v) = dext_call(method, move || {
+        let mut v = T::default();
+        let r = f(object, &mut v);
+        (r, v)
+    });
+    set_last_result(method, ioreturn_name(r));
+    (r, v)
+}
+
+fn check_constraints() -> Result<(), i32> {
+    let (reported, present) =
+        with_world(|w| (w.family.constraints_reported, w.family.constraints_present));
+    let missing: Vec<&str> = CONSTRAINT_KEYS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !reported || present & (1 << i) == 0)
+        .map(|(_, k)| *k)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let fatal = missing.contains(&"kIOMinimumHBADataAlignmentMaskKey");
+    violation(
+        "MissingHbaConstraint",
+        SECTION_START,
+        format!("missing=[{}]", missing.join(", ")),
+        if fatal {
+            format!(
+                "kernel panic: UserInitializeController returned without reporting {}; the \
+                 kernel dereferences kIOMinimumHBADataAlignmentMaskKey without a NULL check \
+                 (IOSCSIParallelInterfaceController::AllocateSCSIParallelTasks). Report all \
+                 seven keys with UserReportHBAConstraints before returning.",
+                missing.join(", ")
+            )
+        } else {
+            format!("UserReportHBAConstraints did not report {}", missing.join(", "))
+        },
+    );
+    if fatal {
+        sched::stop("kernel panic: NULL dereference of kIOMinimumHBADataAlignmentMaskKey".into());
+        return Err(IOReturn::kIOReturnError.0);
+    }
+    Ok(())
+}
+
+/// For each task: UserGetDMASpecification, then UserMapHBAData once — exactly `count` times.
+fn build_task_pool(count: u32) {
+    for index in 0..count {
+        let object = controller();
+        let (r, segment_type) = dext_call("UserGetDMASpecification", move || {
+            let (mut max, mut align, mut bits, mut kind) = (0u64, 0u32, 0u8, 0u16);
+            // SAFETY: live controller, out-pointers on this frame.
+            let r = unsafe {
+                runtime::dksim_invoke_UserGetDMASpecification(
+                    object, &mut max, &mut align, &mut bits, &mut kind,
+                )
+            };
+            (r, kind)
+        });
+        set_last_result("UserGetDMASpecification", ioreturn_name(r));
+        if r == OK && segment_type != 3 && index == 0 {
+            violation(
+                "DmaSegmentTypeNotHost64",
+                SECTION_IO,
+                format!("segmentType={segment_type}"),
+                "UserGetDMASpecification must answer kDMAOutputSegmentHost64 (3); a Big32 type \
+                 killed INQUIRY in the kernel before it reached a dext"
+                    .into(),
+            );
+        }
+        with_world(|w| w.family.in_map_hba_data = true);
+        let (r, id) = out_call("UserMapHBAData", |o, p: *mut u32| unsafe {
+            // SAFETY: live controller, out-pointer on the closure's frame.
+            runtime::dksim_invoke_UserMapHBAData(o, p)
+        });
+        with_world(|w| w.family.in_map_hba_data = false);
+        if r != OK {
+            // The first failure fails start; a later one truncates the pool.
+            return;
+        }
+        if id == 0 {
+            violation(
+                "ZeroTaskId",
+                SECTION_TASKS,
+                format!("call={} uniqueTaskID=0", index + 1),
+                "UserMapHBAData returned task ID 0, the kernel's \"first task on the queue\" \
+                 sentinel: lookups go to the wrong task. Hand out 1..=N."
+                    .into(),
+            );
+        } else if with_world(|w| w.family.task_ids.contains(&id)) {
+            violation(
+                "DuplicateTaskId",
+                SECTION_TASKS,
+                format!("call={} uniqueTaskID={id}", index + 1),
+                format!(
+                    "UserMapHBAData returned task ID {id} a second time: task IDs must be unique \
+                     and non-zero, or completions go to the wrong task."
+                ),
+            );
+        }
+        with_world(|w| w.family.task_ids.push(id));
+    }
+}
+
+/// Stage-independent check of every `PrepareForDMA` the dext makes.
+pub fn check_dma_frame(prepared: &Prepared) {
+    let (in_map, page) = with_world(|w| (w.family.in_map_hba_data, w.memory.page_size));
+    if !in_map {
+        return;
+    }
+    if prepared.buffer_capacity % page != 0 || prepared.buffer_cpu_address % page != 0 {
+        violation(
+            "SubPageDmaFrame",
+            SECTION_TASKS,
+            format!(
+                "capacity={} alignment={} IOVMPageSize={page}",
+                prepared.buffer_capacity,
+                1u64 << prepared.buffer_cpu_address.trailing_zeros().min(63)
+            ),
+            format!(
+                "a per-task DMA frame of {} bytes is not a whole number of {page}-byte pages: \
+                 the IOMMU maps whole pages, so the device sees {} bytes around it. Size and \
+                 align per-task memory with IOVMPageSize, never a constant 4096.",
+                prepared.buffer_capacity, prepared.mapping.mapped_bytes
+            ),
+        );
+    }
+}
+
+/// Stage 0 touches no hardware.
+pub fn hardware_access(kind: &str, memory_index: u8, offset: u64, width: u32) {
+    let stage = with_world(|w| w.stage);
+    if stage == dkraid_core::Stage::Pipeline {
+        violation(
+            "HardwareTouchedInPipelineStage",
+            "DRIVERKIT.md §9",
+            format!("{kind}{width} memoryIndex={memory_index} offset={offset:#x}"),
+            "bring-up stage 0 (pipeline) must not touch the hardware".into(),
+        );
+    }
+}
+
+// -------------------------------------------------------------------------- targets --
+
+/// `UserCreateTargetForID`, dext → kernel (DRIVERKIT.md §4).
+pub fn create_target(target: u64) -> i32 {
+    let caller = world::current_queue_name();
+    let in_flight = with_world(|w| w.family.create_in_flight.clone());
+    if let Some((other, other_queue)) = in_flight {
+        violation(
+            "ReentrantTargetCreate",
+            SECTION_TARGETS,
+            format!(
+                "target={target} in_flight={other} from {other_queue} result={}",
+                IOReturn::kIOReturnNotReady
+            ),
+            format!(
+                "UserCreateTargetForID({target}) from {caller} while UserCreateTargetForID({other}) \
+                 from {other_queue} is in flight re-enters DriverKit's IPC and fails with \
+                 kIOReturnNotReady (0xe00002d8). Queue target creations and issue them one at a \
+                 time."
+            ),
+        );
+        return IOReturn::kIOReturnNotReady.0;
+    }
+    let (initiator, exists) =
+        with_world(|w| (w.family.initiator_id, w.family.targets.contains(&target)));
+    if target == initiator || exists {
+        return IOReturn::kIOReturnError.0;
+    }
+    let aux = with_world(|w| w.registered.get("AuxiliaryQueue").copied());
+    let Some(aux) = aux else {
+        // The SDK routes this call through AuxiliaryQueue; unregistered, it never dispatches.
+        loop {
+            sched::block(
+                "UserCreateTargetForID",
+                WaitFor::Other(
+                    "AuxiliaryQueue, which was never registered, so the call never dispatches"
+                        .into(),
+                ),
+            );
+        }
+    };
+    with_world(|w| w.family.create_in_flight = Some((target, caller)));
+    // Never inline: a call from AuxiliaryQueue itself waits for its own queue.
+    let r = call_on_queue(aux, "UserCreateTargetForID", false, move || probe_and_attach(target));
+    with_world(|w| w.family.create_in_flight = None);
+    set_last_result("UserCreateTargetForID", ioreturn_name(r));
+    r
+}
+
+/// The kernel's CreateTargetForID: UserInitializeTargetForID on Default, then the initial
+/// probe through UserProcessParallelTask.
+fn probe_and_attach(target: u64) -> i32 {
+    let r = call("UserInitializeTargetForID", move |o| unsafe {
+        // SAFETY: live controller.
+        runtime::dksim_invoke_UserInitializeTargetForID(o, target)
+    });
+    if r != OK {
+        return r;
+    }
+    // TEST UNIT READY: any TASK_COMPLETE means a device is there.
+    let response = run_task(target, &[0u8; 6]);
+    match response {
+        Some(resp) if resp.fServiceResponse == 2 => {
+            with_world(|w| w.family.targets.insert(target));
+            OK
+        }
+        _ => IOReturn::kIOReturnNoDevice.0,
+    }
+}
+
+/// Send one task to the dext and wait for its completion. `None` if it was not accepted.
+fn run_task(target: u64, cdb: &[u8]) -> Option<dk_scsi_user_parallel_response> {
+    let (task_id, handle) = with_world(|w| {
+        let id = w.family.task_ids.iter().copied().find(|id| !w.family.tasks_in_use.contains(id));
+        let id = id?;
+        w.family.tasks_in_use.insert(id);
+        w.family.next_action += 1;
+        Some((id, w.family.next_action))
+    })?;
+    let mut task = dk_scsi_user_parallel_task {
+        version: 1,
+        fTargetID: target,
+        fControllerTaskIdentifier: u64::from(task_id),
+        fTimeoutInMilliSec: 30_000,
+        fCommandSize: cdb.len() as u8,
+        ..Default::default()
+    };
+    task.fCommandDescriptorBlock[..cdb.len()].copy_from_slice(cdb);
+    let waiter = sched::current();
+    with_world(|w| {
+        w.family.pending.insert(
+            handle,
+            PendingTask { task_id: u64::from(task_id), target, waiter, response: None, dropped: false },
+        )
+    });
+    // SAFETY: creating a kernel-side OSAction has no preconditions.
+    let action = unsafe { runtime::dksim_kernel_action_new(handle) } as usize;
+    let object = controller() as usize;
+    let (r, service_response) = dext_call("UserProcessParallelTask", move || {
+        let mut service_response = u32::MAX;
+        // SAFETY: live controller and action; the task outlives the call.
+        let r = unsafe {
+            runtime::dksim_invoke_UserProcessParallelTask(
+                object as Obj,
+                (&task as *const dk_scsi_user_parallel_task).cast(),
+                &mut service_response,
+                action as Obj,
+            )
+        };
+        (r, service_response)
+    });
+    set_last_result("UserProcessParallelTask", ioreturn_name(r));
+    let result = if r != OK || service_response != 0 {
+        // Not accepted: completed at once as a delivery failure.
+        None
+    } else {
+        loop {
+            let done = with_world(|w| w.family.pending.get(&handle).and_then(|p| p.response));
+            if let Some(resp) = done {
+                break Some(resp);
+            }
+            sched::block(
+                "UserProcessParallelTask",
+                WaitFor::Other(format!("the completion of task {task_id} (target {target})")),
+            );
+        }
+    };
+    with_world(|w| {
+        w.family.pending.remove(&handle);
+        w.family.tasks_in_use.remove(&task_id);
+    });
+    // SAFETY: the kernel's own reference; the dext retained its own if it needed one.
+    unsafe { runtime::dksim_object_release(action as Obj) };
+    result
+}
+
+/// `ParallelTaskCompletion(action, response)`, dext → kernel (DRIVERKIT.md §5).
+pub fn task_completion(handle: u64, response: &dk_scsi_user_parallel_response) {
+    let pending = with_world(|w| {
+        w.family.pending.get(&handle).map(|p| (p.task_id, p.response.is_some(), p.waiter))
+    });
+    let Some((task_id, already, waiter)) = pending else {
+        violation(
+            "CompletionOfUnknownTask",
+            SECTION_IO,
+            format!("task={} action={handle}", response.fControllerTaskIdentifier),
+            "ParallelTaskCompletion for an action the kernel is not waiting on: a task completed \
+             twice, or after it was aborted"
+                .into(),
+        );
+        return;
+    };
+    if response.version != 1 {
+        violation(
+            "BadResponseVersion",
+            SECTION_IO,
+            format!("task={task_id} version={}", response.version),
+            format!(
+                "the completion of task {task_id} has version {}; the kernel accepts only \
+                 kScsiUserParallelTaskResponseCurrentVersion1 (1) and silently drops the rest, so \
+                 the I/O never completes",
+                response.version
+            ),
+        );
+        with_world(|w| {
+            if let Some(p) = w.family.pending.get_mut(&handle) {
+                p.dropped = true;
+            }
+        });
+        return;
+    }
+    if already {
+        violation(
+            "DoubleCompletion",
+            SECTION_IO,
+            format!("task={task_id}"),
+            format!("task {task_id} was completed twice; each task completes exactly once"),
+        );
+        return;
+    }
+    if response.fControllerTaskIdentifier != task_id {
+        violation(
+            "CompletionTaskIdMismatch",
+            SECTION_IO,
+            format!("expected={task_id} got={}", response.fControllerTaskIdentifier),
+            "the response's fControllerTaskIdentifier is not the task's".into(),
+        );
+    }
+    with_world(|w| {
+        w.family.completions += 1;
+        if let Some(p) = w.family.pending.get_mut(&handle) {
+            p.response = Some(*response);
+        }
+    });
+    sched::wake(waiter);
+}
+
+// ------------------------------------------------------------------------------ timers --
+
+pub fn timer_create(queue: u64) -> u64 {
+    with_world(|w| {
+        let id = w.timers.keys().next_back().copied().unwrap_or(0) + 1;
+        w.timers.insert(id, Timer { queue, generation: 0 });
+        id
+    })
+}
+
+pub fn timer_cancel(timer: u64) {
+    with_world(|w| {
+        if let Some(t) = w.timers.get_mut(&timer) {
+            t.generation += 1;
+        }
+    });
+}
+
+/// Arm a timer: at `deadline_ns` its action runs on its queue with the time as argument.
+pub fn timer_wake_at(timer: u64, action: usize, deadline_ns: u64) -> i32 {
+    let Some((queue, generation)) =
+        with_world(|w| w.timers.get(&timer).map(|t| (t.queue, t.generation)))
+    else {
+        return IOReturn::kIOReturnBadArgument.0;
+    };
+    sched::spawn("timer", move || {
+        let now = sched::now_ns();
+        if deadline_ns > now {
+            sched::sleep_ns(deadline_ns - now);
+        }
+        let live = with_world(|w| w.timers.get(&timer).is_some_and(|t| t.generation == generation));
+        if live {
+            world::post(
+                queue,
+                Box::new(move || {
+                    let still = with_world(|w| {
+                        w.timers.get(&timer).is_some_and(|t| t.generation == generation)
+                    });
+                    if still {
+                        let args = [deadline_ns, 0u64];
+                        world::traced("TimerOccurred", || {
+                            // SAFETY: the timer holds the action for as long as it is live.
+                            unsafe { runtime::dksim_action_invoke(action as Obj, args.as_ptr()) }
+                        });
+                    }
+                }),
+            );
+        }
+    });
+    OK
+}

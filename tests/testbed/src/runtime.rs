@@ -1,0 +1,416 @@
+//! The runtime behind the DriverKit shim: every `dksim_*` function the shim's C++ calls
+//! (`shim/include/dksim/runtime.h`), and the C++ entry points the simulated kernel calls.
+//! Pointers from the shim are trusted only as far as the shim's own code guarantees (it is
+//! part of the test-bed); values from the dext are checked.
+
+use std::ffi::{c_char, c_void, CStr};
+
+use dkraid_core::abi::dk_scsi_user_parallel_response;
+use dkraid_core::IOReturn;
+
+use crate::kernel;
+use crate::sched;
+use crate::trace::LogLine;
+use crate::world::{self, violation, with_world};
+
+pub type Obj = *mut c_void;
+
+/// `DkSimQueueBinding` / `DkSimClassInfo` (shim/include/dksim/runtime.h).
+#[repr(C)]
+pub struct DkSimQueueBinding {
+    pub method: *const c_char,
+    pub queue: *const c_char,
+}
+
+#[repr(C)]
+pub struct DkSimClassInfo {
+    pub name: *const c_char,
+    pub superclass: *const c_char,
+    pub create: unsafe extern "C" fn() -> Obj,
+    pub queue_bindings: *const DkSimQueueBinding,
+}
+
+extern "C" {
+    pub fn dksim_object_release(object: Obj);
+    pub fn dksim_pci_device_new(device: u64) -> Obj;
+    pub fn dksim_kernel_action_new(handle: u64) -> Obj;
+    pub fn dksim_action_kernel_handle(action: Obj) -> u64;
+    pub fn dksim_action_invoke(action: Obj, args: *const u64);
+    pub fn dksim_live_objects() -> u64;
+    pub fn dksim_invoke_Start(object: Obj, provider: Obj) -> i32;
+    pub fn dksim_invoke_Stop(object: Obj, provider: Obj) -> i32;
+    pub fn dksim_invoke_UserInitializeController(object: Obj) -> i32;
+    pub fn dksim_invoke_UserReportInitiatorIdentifier(object: Obj, id: *mut u64) -> i32;
+    pub fn dksim_invoke_UserReportHighestSupportedDeviceID(object: Obj, id: *mut u64) -> i32;
+    pub fn dksim_invoke_UserReportMaximumTaskCount(object: Obj, count: *mut u32) -> i32;
+    pub fn dksim_invoke_UserGetDMASpecification(
+        object: Obj,
+        max_transfer_size: *mut u64,
+        alignment: *mut u32,
+        address_bits: *mut u8,
+        segment_type: *mut u16,
+    ) -> i32;
+    pub fn dksim_invoke_UserMapHBAData(object: Obj, task_id: *mut u32) -> i32;
+    pub fn dksim_invoke_UserMapBundledParallelTaskCommandAndResponseBuffers(object: Obj) -> i32;
+    pub fn dksim_invoke_UserStartController(object: Obj) -> i32;
+    pub fn dksim_invoke_UserDoesHBAPerformDeviceManagement(object: Obj, result: *mut bool)
+        -> i32;
+    pub fn dksim_invoke_UserInitializeTargetForID(object: Obj, target: u64) -> i32;
+    pub fn dksim_invoke_UserProcessParallelTask(
+        object: Obj,
+        task: *const c_void,
+        response: *mut u32,
+        completion: Obj,
+    ) -> i32;
+    /// The C++ global `IOVMPageSize` (DriverKit/IOLib.h).
+    pub static mut IOVMPageSize: u64;
+}
+
+/// A C string from the shim, or "" for NULL.
+///
+/// # Safety
+/// `p` must be NULL or a NUL-terminated string that outlives the returned borrow.
+unsafe fn cstr<'a>(p: *const c_char) -> &'a str {
+    if p.is_null() {
+        return "";
+    }
+    // SAFETY: promised by the caller.
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap_or("<not UTF-8>")
+}
+
+const OK: i32 = 0;
+
+// ------------------------------------------------------------------ scheduling, logging --
+
+#[no_mangle]
+pub extern "C" fn dksim_enter(call: *const c_char) {
+    // A scheduling point. The call name is interned by the scheduler's watchdog as a pointer to
+    // a static string: the shim only passes string literals.
+    // SAFETY: the shim passes string literals.
+    let name: &'static str = unsafe { cstr(call) };
+    sched::yield_now(name);
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_sleep_ns(ns: u64) {
+    sched::sleep_ns(ns);
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_now_ns() -> u64 {
+    sched::now_ns()
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_page_size() -> u64 {
+    with_world(|w| w.memory.page_size)
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_log(level: i32, message: *const c_char, length: usize) {
+    // SAFETY: the shim passes a buffer of `length` bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(message.cast::<u8>(), length) };
+    let text = String::from_utf8_lossy(bytes).trim_end().to_string();
+    let queue = world::current_queue_name();
+    let now = sched::now_ns();
+    with_world(|w| {
+        w.logs.push(LogLine {
+            time_ns: now,
+            queue,
+            level: if level == 1 { "error" } else { "default" },
+            message: text,
+        })
+    });
+}
+
+// ------------------------------------------------------------------- queues, services --
+
+#[no_mangle]
+pub extern "C" fn dksim_queue_create(name: *const c_char, _options: u64, out: *mut u64) -> i32 {
+    // SAFETY: the shim passes the dext's name string.
+    let name = unsafe { cstr(name) }.to_string();
+    if name.is_empty() || name.len() > 64 {
+        return IOReturn::kIOReturnBadArgument.0;
+    }
+    let id = world::create_queue(&name);
+    // SAFETY: the shim passes a valid out-pointer.
+    unsafe { *out = id };
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_queue_release(queue: u64) {
+    world::release_queue(queue);
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_set_dispatch_queue(_service: Obj, name: *const c_char, queue: u64) -> i32 {
+    // SAFETY: the shim passes the dext's name string.
+    let name = unsafe { cstr(name) }.to_string();
+    kernel::set_dispatch_queue(&name, queue)
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_copy_dispatch_queue(_s: Obj, _n: *const c_char, _q: *mut u64) -> i32 {
+    IOReturn::kIOReturnUnsupported.0
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_property_count(_service: Obj) -> u32 {
+    with_world(|w| w.properties.len() as u32)
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_property_at(
+    _service: Obj,
+    index: u32,
+    key: *mut *const c_char,
+    value: *mut *const c_char,
+) {
+    with_world(|w| {
+        if let Some((k, v)) = w.properties.get(index as usize) {
+            // SAFETY: the shim passes valid out-pointers; the strings live in the world for
+            // the whole run.
+            unsafe {
+                *key = k.as_ptr();
+                *value = v.as_ptr();
+            }
+        }
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_super_start(service: Obj, provider: Obj) -> i32 {
+    kernel::family_start(service, provider)
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_super_stop(_service: Obj, _provider: Obj) -> i32 {
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_register_service(_service: Obj) -> i32 {
+    OK
+}
+
+// ---------------------------------------------------------------- SCSI parallel family --
+
+#[no_mangle]
+pub extern "C" fn dksim_report_hba_constraints(
+    _service: Obj,
+    present: u32,
+    values: *const u64,
+) -> i32 {
+    // SAFETY: the shim passes an array of 7.
+    let values = unsafe { std::slice::from_raw_parts(values, 7) };
+    with_world(|w| {
+        w.family.constraints_reported = true;
+        w.family.constraints_present = present;
+        w.family.constraints.copy_from_slice(values);
+    });
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_create_target(_service: Obj, target: u64) -> i32 {
+    kernel::create_target(target)
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_destroy_target(_service: Obj, target: u64) -> i32 {
+    with_world(|w| {
+        w.family.targets.remove(&target);
+    });
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_parallel_task_completion(_service: Obj, action: Obj, response: *const c_void) {
+    // SAFETY: the shim passes a pointer to a SCSIUserParallelResponse (384 bytes, the layout
+    // of dk_scsi_user_parallel_response, asserted on both sides).
+    let response = unsafe { std::ptr::read_unaligned(response.cast::<dk_scsi_user_parallel_response>()) };
+    // SAFETY: `action` is an OSAction the dext holds.
+    let handle = unsafe { dksim_action_kernel_handle(action) };
+    kernel::task_completion(handle, &response);
+}
+
+// ---------------------------------------------------------------------- timers --
+
+#[no_mangle]
+pub extern "C" fn dksim_timer_create(queue: u64, out: *mut u64) -> i32 {
+    let id = kernel::timer_create(queue);
+    // SAFETY: the shim passes a valid out-pointer.
+    unsafe { *out = id };
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_timer_wake_at(timer: u64, action: Obj, deadline_ns: u64) -> i32 {
+    kernel::timer_wake_at(timer, action as usize, deadline_ns)
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_timer_cancel(timer: u64) {
+    kernel::timer_cancel(timer);
+}
+
+// ------------------------------------------------------------------- memory, DMA --
+
+#[no_mangle]
+pub extern "C" fn dksim_buffer_create(options: u64, capacity: u64, alignment: u64, out: *mut u64) -> i32 {
+    match with_world(|w| w.memory.create_buffer(options, capacity, alignment)) {
+        Ok(h) => {
+            // SAFETY: the shim passes a valid out-pointer.
+            unsafe { *out = h };
+            OK
+        }
+        Err(e) => e.0,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_buffer_set_length(buffer: u64, length: u64) -> i32 {
+    match with_world(|w| w.memory.set_length(buffer, length)) {
+        Ok(()) => OK,
+        Err(e) => e.0,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_buffer_get_length(buffer: u64, out: *mut u64) -> i32 {
+    match with_world(|w| w.memory.buffer(buffer).map(|b| b.length)) {
+        Some(len) => {
+            // SAFETY: the shim passes a valid out-pointer.
+            unsafe { *out = len };
+            OK
+        }
+        None => IOReturn::kIOReturnBadArgument.0,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_buffer_address_range(buffer: u64, range: *mut [u64; 2]) -> i32 {
+    match with_world(|w| w.memory.buffer(buffer).map(|b| (b.cpu_address(), b.length))) {
+        Some((address, length)) => {
+            // SAFETY: the shim passes an IOAddressSegment (two u64).
+            unsafe { *range = [address, length] };
+            OK
+        }
+        None => IOReturn::kIOReturnBadArgument.0,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_buffer_release(buffer: u64) {
+    with_world(|w| w.memory.release_buffer(buffer));
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_dma_create(_device: Obj, _options: u64, max_address_bits: u64, out: *mut u64) -> i32 {
+    let h = with_world(|w| w.memory.create_command(max_address_bits));
+    // SAFETY: the shim passes a valid out-pointer.
+    unsafe { *out = h };
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_dma_prepare(
+    command: u64,
+    _options: u64,
+    buffer: u64,
+    offset: u64,
+    length: u64,
+    flags: *mut u64,
+    segments_count: *mut u32,
+    segments: *mut [u64; 2],
+) -> i32 {
+    // SAFETY: the shim passes a valid in/out count.
+    let capacity = unsafe { *segments_count };
+    if capacity == 0 {
+        return IOReturn::kIOReturnBadArgument.0;
+    }
+    let prepared = match with_world(|w| w.memory.prepare(command, buffer, offset, length)) {
+        Ok(p) => p,
+        Err(e) => return e.0,
+    };
+    kernel::check_dma_frame(&prepared);
+    // SAFETY: the shim passes arrays of at least `capacity` (≥ 1) segments and valid pointers.
+    unsafe {
+        *segments = [prepared.mapping.iova, prepared.mapping.length];
+        *segments_count = 1;
+        if !flags.is_null() {
+            *flags = 0;
+        }
+    }
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_dma_complete(command: u64, _options: u64) -> i32 {
+    match with_world(|w| w.memory.complete(command)) {
+        Ok(()) => OK,
+        Err(e) => e.0,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_dma_release(command: u64) {
+    with_world(|w| w.memory.release_command(command));
+}
+
+// ------------------------------------------------------------------------------ PCI --
+
+#[no_mangle]
+pub extern "C" fn dksim_pci_open(_device: u64, _client: Obj) -> i32 {
+    with_world(|w| {
+        if w.pci_open {
+            IOReturn::kIOReturnExclusiveAccess.0
+        } else {
+            w.pci_open = true;
+            OK
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_pci_close(_device: u64, _client: Obj) {
+    with_world(|w| w.pci_open = false);
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_pci_bar_info(
+    _device: u64,
+    bar: u8,
+    memory_index: *mut u8,
+    size: *mut u64,
+    kind: *mut u8,
+) -> i32 {
+    // BAR0: the controller's 64 KiB register window.
+    if bar != 0 {
+        return IOReturn::kIOReturnNotFound.0;
+    }
+    // SAFETY: the shim passes valid out-pointers.
+    unsafe {
+        *memory_index = 0;
+        *size = 64 * 1024;
+        *kind = 0;
+    }
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_pci_read(_device: u64, memory_index: u8, offset: u64, width: u32) -> u64 {
+    kernel::hardware_access("read", memory_index, offset, width);
+    u64::MAX >> (64 - width)
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_pci_write(_device: u64, memory_index: u8, offset: u64, width: u32, _value: u64) {
+    kernel::hardware_access("write", memory_index, offset, width);
+}
+
+/// Record a violation from runtime code, for callers outside `kernel`.
+pub fn report(rule: &'static str, section: &'static str, values: String, message: String) {
+    violation(rule, section, values, message);
+}

@@ -1,0 +1,95 @@
+//! The deliberately broken builds of the dext: the same sources with one `DKRAID_VARIANT_*`
+//! macro each, bootable with `dkraid-sim boot --variant NAME`. Each must be caught by the
+//! verifier with the rule named here. Shared with the build script (`#[path]`-included).
+
+/// One variant: its CLI name, its compile-time switch, what it breaks, and the rule that must
+/// catch it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub name: &'static str,
+    pub macro_name: &'static str,
+    pub description: &'static str,
+    pub expected_rule: &'static str,
+}
+
+pub const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "queue-not-created",
+        macro_name: "DKRAID_VARIANT_QUEUE_NOT_CREATED",
+        description: "SetDispatchQueue(\"TargetQueue\") with a queue that was not created yet",
+        expected_rule: "NullDispatchQueue",
+    },
+    Variant {
+        name: "undeclared-queue",
+        macro_name: "DKRAID_VARIANT_UNDECLARED_QUEUE",
+        description: "SetDispatchQueue for a name no QUEUENAME declares (0xe00002c2)",
+        expected_rule: "UndeclaredQueueName",
+    },
+    Variant {
+        name: "blocking-init",
+        macro_name: "DKRAID_VARIANT_BLOCKING_INIT",
+        description: "UserInitializeController waits for UserDoesHBAPerformDeviceManagement",
+        expected_rule: "RegistryBusyTimeout",
+    },
+    Variant {
+        name: "create-on-default",
+        macro_name: "DKRAID_VARIANT_CREATE_ON_DEFAULT",
+        description: "UserCreateTargetForID called from the Default queue",
+        expected_rule: "Deadlock",
+    },
+    Variant {
+        name: "reentrant-create",
+        macro_name: "DKRAID_VARIANT_REENTRANT_CREATE",
+        description: "a second UserCreateTargetForID while one is in flight (0xe00002d8)",
+        expected_rule: "ReentrantTargetCreate",
+    },
+    Variant {
+        name: "zero-task-id",
+        macro_name: "DKRAID_VARIANT_ZERO_TASK_ID",
+        description: "UserMapHBAData hands out task ID 0",
+        expected_rule: "ZeroTaskId",
+    },
+    Variant {
+        name: "duplicate-task-id",
+        macro_name: "DKRAID_VARIANT_DUPLICATE_TASK_ID",
+        description: "UserMapHBAData hands out the same task ID twice",
+        expected_rule: "DuplicateTaskId",
+    },
+    Variant {
+        name: "bad-response-version",
+        macro_name: "DKRAID_VARIANT_BAD_RESPONSE_VERSION",
+        description: "completions carry response version 2: the kernel drops them",
+        expected_rule: "BadResponseVersion",
+    },
+    Variant {
+        name: "missing-constraint",
+        macro_name: "DKRAID_VARIANT_MISSING_CONSTRAINT",
+        description: "UserReportHBAConstraints without kIOMinimumHBADataAlignmentMask",
+        expected_rule: "MissingHbaConstraint",
+    },
+    Variant {
+        name: "deref-iova",
+        macro_name: "DKRAID_VARIANT_DEREF_IOVA",
+        description: "the CPU dereferences a device address (IOVA) from PrepareForDMA",
+        expected_rule: "CpuDereferencedIova",
+    },
+    Variant {
+        name: "fixed-4k-pages",
+        macro_name: "DKRAID_VARIANT_FIXED_4K_PAGES",
+        description: "per-task memory sized and aligned for 4096 on a 16 KiB system",
+        expected_rule: "SubPageDmaFrame",
+    },
+];
+
+/// The C symbol of a build's class-info function: `dksim_class_info_default` for the shipped
+/// sources, `dksim_class_info_<name with _>` for a variant.
+pub fn class_info_symbol(variant: Option<&Variant>) -> String {
+    match variant {
+        None => "dksim_class_info_default".to_string(),
+        Some(v) => format!("dksim_class_info_{}", v.name.replace('-', "_")),
+    }
+}
+
+pub fn find(name: &str) -> Option<&'static Variant> {
+    VARIANTS.iter().find(|v| v.name == name)
+}

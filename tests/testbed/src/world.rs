@@ -1,0 +1,354 @@
+//! The simulated Mac's state and the one mechanism every call goes through: routing a call to
+//! the queue its `QUEUENAME` names and waiting for it there.
+//!
+//! The state lives in a thread-local `RefCell`. It is borrowed only inside short closures that
+//! never call C++ or reach a scheduling point, so no borrow is ever held across a switch.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ffi::CString;
+use std::rc::Rc;
+
+use crate::memory::Memory;
+use crate::sched::{self, ThreadId, WaitFor};
+use crate::trace::{Event, LogLine};
+use crate::verifier::Violation;
+
+/// Work posted to a queue.
+pub type Work = Box<dyn FnOnce()>;
+
+pub struct Queue {
+    pub name: String,
+    pub thread: ThreadId,
+    pub items: VecDeque<Work>,
+    pub released: bool,
+}
+
+/// A timer source: the queue it fires on; `generation` changes on cancel.
+pub struct Timer {
+    pub queue: u64,
+    pub generation: u64,
+}
+
+/// A task the kernel sent and waits for.
+pub struct PendingTask {
+    pub task_id: u64,
+    pub target: u64,
+    pub waiter: ThreadId,
+    pub response: Option<dkraid_core::abi::dk_scsi_user_parallel_response>,
+    pub dropped: bool,
+}
+
+/// What the SCSI parallel family knows of the controller.
+#[derive(Default)]
+pub struct Family {
+    pub controller: usize,
+    pub provider: usize,
+    pub constraints_reported: bool,
+    pub constraints_present: u32,
+    pub constraints: [u64; 7],
+    pub initiator_id: u64,
+    pub highest_id: u64,
+    pub task_ids: Vec<u32>,
+    pub tasks_in_use: BTreeSet<u32>,
+    pub in_map_hba_data: bool,
+    pub create_in_flight: Option<(u64, String)>,
+    pub targets: BTreeSet<u64>,
+    pub pending: BTreeMap<u64, PendingTask>,
+    pub next_action: u64,
+    pub start_returned: bool,
+    pub registered: bool,
+    pub completions: u64,
+}
+
+/// The class the dext build registered: name and QUEUENAME bindings (its own and the SDK's).
+#[derive(Clone, Debug, Default)]
+pub struct ClassBindings {
+    pub name: String,
+    /// (method, queue) from the dext's `.iig`.
+    pub dext: Vec<(String, String)>,
+}
+
+/// QUEUENAMEs the SDK's IOUserSCSIParallelInterfaceController.iig declares.
+pub const SDK_QUEUE_BINDINGS: &[(&str, &str)] = &[("UserCreateTargetForID", "AuxiliaryQueue")];
+
+pub struct World {
+    pub stage: dkraid_core::Stage,
+    pub memory: Memory,
+    pub queues: BTreeMap<u64, Queue>,
+    next_queue: u64,
+    pub default_queue: u64,
+    /// Names registered with SetDispatchQueue (and "Default").
+    pub registered: BTreeMap<String, u64>,
+    pub class: ClassBindings,
+    pub properties: Vec<(CString, CString)>,
+    pub violations: Vec<Violation>,
+    pub events: Vec<Event>,
+    pub logs: Vec<LogLine>,
+    /// The calls each simulated thread is inside, innermost last.
+    pub call_stacks: BTreeMap<ThreadId, Vec<String>>,
+    pub family: Family,
+    pub timers: BTreeMap<u64, Timer>,
+    next_timer: u64,
+    pub pci_open: bool,
+    pub object_baseline: u64,
+}
+
+thread_local! {
+    static WORLD: RefCell<Option<World>> = const { RefCell::new(None) };
+}
+
+impl World {
+    pub fn new(stage: dkraid_core::Stage, page_size: u64) -> World {
+        World {
+            stage,
+            memory: Memory::new(page_size),
+            queues: BTreeMap::new(),
+            next_queue: 1,
+            default_queue: 0,
+            registered: BTreeMap::new(),
+            class: ClassBindings::default(),
+            properties: Vec::new(),
+            violations: Vec::new(),
+            events: Vec::new(),
+            logs: Vec::new(),
+            call_stacks: BTreeMap::new(),
+            family: Family::default(),
+            timers: BTreeMap::new(),
+            next_timer: 1,
+            pci_open: false,
+            object_baseline: 0,
+        }
+    }
+
+    pub fn install(world: World) {
+        WORLD.with(|w| *w.borrow_mut() = Some(world));
+    }
+
+    pub fn take() -> Option<World> {
+        WORLD.with(|w| w.borrow_mut().take())
+    }
+}
+
+/// Run `f` on the world. Never call C++ or a scheduling point inside `f`.
+pub fn with_world<R>(f: impl FnOnce(&mut World) -> R) -> R {
+    WORLD.with(|w| {
+        let mut guard = w.borrow_mut();
+        let world = guard.as_mut().expect("no simulated Mac is running");
+        f(world)
+    })
+}
+
+/// Like [`with_world`], but `None` when the world is absent or busy (signal handlers).
+pub fn try_with_world<R>(f: impl FnOnce(&mut World) -> R) -> Option<R> {
+    WORLD.with(|w| {
+        let mut guard = w.try_borrow_mut().ok()?;
+        guard.as_mut().map(f)
+    })
+}
+
+/// The current simulated thread's name ("kernel" outside one).
+pub fn current_queue_name() -> String {
+    if sched::in_simulation() {
+        sched::current_name()
+    } else {
+        "kernel".to_string()
+    }
+}
+
+/// The innermost call the current thread is in.
+pub fn current_call(world: &World) -> String {
+    if !sched::in_simulation() {
+        return "boot".into();
+    }
+    world
+        .call_stacks
+        .get(&sched::current())
+        .and_then(|s| s.last().cloned())
+        .unwrap_or_else(|| "(idle)".into())
+}
+
+/// Record a violation seen on the current thread.
+pub fn violation(
+    rule: &'static str,
+    section: &'static str,
+    values: String,
+    message: String,
+) -> Violation {
+    let queue = current_queue_name();
+    with_world(|w| {
+        let v = Violation { rule, queue, call: current_call(w), values, section, message };
+        w.violations.push(v.clone());
+        v
+    })
+}
+
+pub fn record_event(start_ns: u64, queue: String, call: String, result: String) {
+    let now = sched::now_ns();
+    with_world(|w| {
+        w.events.push(Event { start_ns, duration_ns: now - start_ns, queue, call, result })
+    });
+}
+
+fn push_call(call: &str) {
+    let t = sched::current();
+    with_world(|w| w.call_stacks.entry(t).or_default().push(call.to_string()));
+}
+
+fn pop_call() {
+    let t = sched::current();
+    with_world(|w| {
+        if let Some(s) = w.call_stacks.get_mut(&t) {
+            s.pop();
+        }
+    });
+}
+
+// ------------------------------------------------------------------------------- queues --
+
+/// Create a queue and its simulated thread.
+pub fn create_queue(name: &str) -> u64 {
+    let id = with_world(|w| {
+        let id = w.next_queue;
+        w.next_queue += 1;
+        id
+    });
+    let thread = sched::spawn(name, move || queue_main(id));
+    with_world(|w| {
+        w.queues.insert(
+            id,
+            Queue { name: name.to_string(), thread, items: VecDeque::new(), released: false },
+        )
+    });
+    id
+}
+
+/// A queue's thread: run posted work in order; idle when there is none; end when released.
+fn queue_main(id: u64) {
+    loop {
+        let next = with_world(|w| {
+            let q = w.queues.get_mut(&id)?;
+            match q.items.pop_front() {
+                Some(item) => Some(Some(item)),
+                None if q.released => None,
+                None => Some(None),
+            }
+        });
+        match next {
+            None => return,
+            Some(Some(item)) => item(),
+            Some(None) => sched::block_idle("waiting for work"),
+        }
+    }
+}
+
+pub fn release_queue(id: u64) {
+    let thread = with_world(|w| {
+        let q = w.queues.get_mut(&id)?;
+        q.released = true;
+        Some(q.thread)
+    });
+    if let Some(t) = thread {
+        sched::wake(t);
+    }
+}
+
+pub fn post(queue: u64, work: Work) {
+    let thread = with_world(|w| {
+        let q = w.queues.get_mut(&queue)?;
+        q.items.push_back(work);
+        Some(q.thread)
+    });
+    if let Some(t) = thread {
+        sched::wake(t);
+    }
+}
+
+pub fn queue_thread(queue: u64) -> Option<ThreadId> {
+    with_world(|w| w.queues.get(&queue).map(|q| q.thread))
+}
+
+/// The queue a kernel→dext method runs on: its QUEUENAME's registered queue, Default until
+/// one is registered.
+pub fn queue_for_method(method: &str) -> u64 {
+    with_world(|w| {
+        let name = w
+            .class
+            .dext
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, q)| q.clone())
+            .or_else(|| {
+                SDK_QUEUE_BINDINGS.iter().find(|(m, _)| *m == method).map(|(_, q)| q.to_string())
+            });
+        name.and_then(|n| w.registered.get(&n).copied()).unwrap_or(w.default_queue)
+    })
+}
+
+/// Run `f` on `queue` and wait for its result. On the queue's own thread it runs inline (a
+/// call nested in a call chain that thread is serving); elsewhere it is posted and the caller
+/// blocks, waiting for that queue, until it ran.
+pub fn call_on_queue<R: 'static>(
+    queue: u64,
+    call: &'static str,
+    allow_inline: bool,
+    f: impl FnOnce() -> R + 'static,
+) -> R {
+    let target = queue_thread(queue);
+    let here = sched::current();
+    if allow_inline && target == Some(here) {
+        return traced(call, f);
+    }
+    let slot: Rc<RefCell<Option<R>>> = Rc::new(RefCell::new(None));
+    let filled = slot.clone();
+    post(
+        queue,
+        Box::new(move || {
+            let r = traced(call, f);
+            *filled.borrow_mut() = Some(r);
+            sched::wake(here);
+        }),
+    );
+    let waits_for = match target {
+        Some(t) => WaitFor::Thread(t),
+        None => WaitFor::Other("a queue that does not exist".into()),
+    };
+    loop {
+        if let Some(r) = slot.borrow_mut().take() {
+            return r;
+        }
+        sched::block(call, waits_for.clone());
+    }
+}
+
+/// Run `f` as `call` on the current thread, recording it on the timeline.
+pub fn traced<R>(call: &'static str, f: impl FnOnce() -> R) -> R {
+    let start = sched::now_ns();
+    push_call(call);
+    let r = f();
+    pop_call();
+    record_event(start, current_queue_name(), call.to_string(), String::new());
+    r
+}
+
+/// Kernel → dext: run the dext's `method` on the queue it is bound to.
+pub fn dext_call<R: 'static>(method: &'static str, f: impl FnOnce() -> R + 'static) -> R {
+    let queue = queue_for_method(method);
+    call_on_queue(queue, method, true, f)
+}
+
+/// Name an IOReturn for the timeline.
+pub fn ioreturn_name(status: i32) -> String {
+    dkraid_core::IOReturn(status).to_string()
+}
+
+/// Set the result of the most recent timeline event of `call` on the current thread.
+pub fn set_last_result(call: &str, result: String) {
+    let queue = current_queue_name();
+    with_world(|w| {
+        if let Some(e) = w.events.iter_mut().rev().find(|e| e.call == call) {
+            let _ = &queue;
+            e.result = result;
+        }
+    });
+}
