@@ -58,6 +58,8 @@ pub struct Report {
     pub violations: Vec<Violation>,
     pub virtual_time_ns: u64,
     pub scheduling_points: u64,
+    /// A fingerprint of the order in which the simulated threads made their shim calls.
+    pub interleaving: String,
     pub timeline: Vec<Event>,
     pub logs: Vec<LogLine>,
 }
@@ -166,6 +168,7 @@ fn partial_report(
         violations: w.violations.clone(),
         virtual_time_ns: 0,
         scheduling_points: 0,
+        interleaving: String::new(),
         timeline: w.events.clone(),
         logs: w.logs.clone(),
     }
@@ -223,6 +226,7 @@ pub fn boot(config: &BootConfig) -> Report {
     }
     let virtual_time_ns = scheduler.now_ns();
     let scheduling_points = scheduler.scheduling_points();
+    let interleaving = format!("{:016x}", scheduler.fingerprint());
     drop(scheduler);
     let w = World::take().expect("the world outlives the run");
     let mut report = partial_report(
@@ -235,6 +239,7 @@ pub fn boot(config: &BootConfig) -> Report {
     report.started = started;
     report.virtual_time_ns = virtual_time_ns;
     report.scheduling_points = scheduling_points;
+    report.interleaving = interleaving;
     report
 }
 
@@ -339,15 +344,26 @@ fn registry_watchdog() {
         .collect::<Vec<_>>()
         .join("; ");
     let class = with_world(|w| w.class.name.clone());
-    violation(
-        "RegistryBusyTimeout",
-        "DRIVERKIT.md §1",
-        format!("timeout=60s {where_}"),
-        format!(
-            "kernel panic: the registry stayed busy for 60 s because the start of {class} never \
-             finished ({where_}). Nothing in start may wait for a later callback."
-        ),
-    );
+    // Name the stuck queue and call: the first thread still inside a call.
+    let (queue, call) = busy
+        .first()
+        .map(|(t, s)| {
+            (crate::sched::thread_name_of(*t), s.rsplit(" > ").next().unwrap_or_default().to_string())
+        })
+        .unwrap_or_else(|| ("kernel".into(), "Start".into()));
+    with_world(|w| {
+        w.violations.push(Violation {
+            rule: "RegistryBusyTimeout",
+            queue,
+            call,
+            values: format!("timeout=60s {where_}"),
+            section: "DRIVERKIT.md §1",
+            message: format!(
+                "kernel panic: the registry stayed busy for 60 s because the start of {class} \
+                 never finished ({where_}). Nothing in start may wait for a later callback."
+            ),
+        })
+    });
     if let Some((chain, all)) = sched::deadlock_snapshot() {
         report_deadlock(&chain, &all);
     }

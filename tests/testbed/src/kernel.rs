@@ -283,23 +283,27 @@ pub fn check_dma_frame(prepared: &Prepared) {
     if !in_map {
         return;
     }
-    if prepared.buffer_capacity % page != 0 || prepared.buffer_cpu_address % page != 0 {
-        violation(
-            "SubPageDmaFrame",
-            SECTION_TASKS,
-            format!(
-                "capacity={} alignment={} IOVMPageSize={page}",
-                prepared.buffer_capacity,
-                1u64 << prepared.buffer_cpu_address.trailing_zeros().min(63)
-            ),
-            format!(
-                "a per-task DMA frame of {} bytes is not a whole number of {page}-byte pages: \
-                 the IOMMU maps whole pages, so the device sees {} bytes around it. Size and \
-                 align per-task memory with IOVMPageSize, never a constant 4096.",
-                prepared.buffer_capacity, prepared.mapping.mapped_bytes
-            ),
-        );
+    let alignment = with_world(|w| {
+        w.memory.buffer(prepared.mapping.buffer).map(|b| b.alignment).unwrap_or(0)
+    });
+    if prepared.buffer_capacity % page == 0 && alignment % page == 0 {
+        return;
     }
+    // One finding per run: every task's frame is made the same way.
+    if with_world(|w| w.violations.iter().any(|v| v.rule == "SubPageDmaFrame")) {
+        return;
+    }
+    violation(
+        "SubPageDmaFrame",
+        SECTION_TASKS,
+        format!("capacity={} alignment={alignment} IOVMPageSize={page}", prepared.buffer_capacity),
+        format!(
+            "a per-task DMA frame of {} bytes aligned to {alignment} is not a whole number of \
+             {page}-byte pages: the IOMMU maps whole pages, so the device can reach the {} bytes \
+             around it. Size and align per-task memory with IOVMPageSize, never a constant 4096.",
+            prepared.buffer_capacity, prepared.mapping.mapped_bytes
+        ),
+    );
 }
 
 /// Stage 0 touches no hardware.

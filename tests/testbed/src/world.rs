@@ -89,7 +89,6 @@ pub struct World {
     pub call_stacks: BTreeMap<ThreadId, Vec<String>>,
     pub family: Family,
     pub timers: BTreeMap<u64, Timer>,
-    next_timer: u64,
     pub pci_open: bool,
     pub object_baseline: u64,
 }
@@ -115,7 +114,6 @@ impl World {
             call_stacks: BTreeMap::new(),
             family: Family::default(),
             timers: BTreeMap::new(),
-            next_timer: 1,
             pci_open: false,
             object_baseline: 0,
         }

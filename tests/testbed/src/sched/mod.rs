@@ -72,9 +72,22 @@
 //! destructors may call them. Unwinding through foreign frames is only sound
 //! if those frames can be unwound: Rust functions called from C/C++ that may
 //! reach a scheduling point must be `extern "C-unwind"`, and the C++ must have
-//! unwind tables. Where that cannot be guaranteed (DriverKit C++ built with
-//! `-fno-exceptions`), use [`Teardown::Leak`]: the coroutines, their stacks
-//! and everything on them are leaked instead (memory-safe; nothing runs).
+//! unwind tables. **A Rust panic cannot leave an `extern "C"` function: the
+//! process aborts.** So if a simulated stack can be suspended below an
+//! `extern "C"` callback called from C++, do not use the default:
+//!
+//! * [`Teardown::Leak`]: the started coroutines, their stacks and everything
+//!   on them are leaked (safe; nothing on those stacks runs). Costs the
+//!   touched part of each stack plus two memory mappings per thread, for the
+//!   rest of the process: fine for a few hundred simulations, not for an
+//!   endless seed sweep.
+//! * [`Scheduler::with_teardown_reset`] (`unsafe`): the started coroutines
+//!   are reset without running anything on their stacks, and the stacks are
+//!   freed. Sound as long as nothing on those stacks relies on its destructor
+//!   running before its memory is reused (pinned intrusive list nodes, scoped
+//!   threads and the like).
+//!
+//! In every mode, threads that never started just have their closure dropped.
 //!
 //! # Rules for code running on a simulated thread
 //!
@@ -133,6 +146,14 @@ pub enum Teardown {
     /// frames that cannot be unwound (C++ without unwind tables, `extern "C"`
     /// callbacks).
     Leak,
+}
+
+/// What `Drop` does, including the `unsafe` choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TeardownMode {
+    Unwind,
+    Leak,
+    Reset,
 }
 
 /// Shared by the `Scheduler`, the thread-local pointer and the free functions.
@@ -333,7 +354,7 @@ pub struct Scheduler {
     core: Rc<Core>,
     /// Coroutines by thread id; `None` once finished (or during teardown).
     coros: Vec<Option<Coro>>,
-    teardown: Teardown,
+    teardown: TeardownMode,
     watchdog: Option<Watchdog>,
 }
 
@@ -361,7 +382,7 @@ impl Scheduler {
                 stack_size: Cell::new(DEFAULT_STACK_SIZE),
             }),
             coros: Vec::new(),
-            teardown: Teardown::Unwind,
+            teardown: TeardownMode::Unwind,
             watchdog: None,
         }
     }
@@ -374,9 +395,29 @@ impl Scheduler {
         self
     }
 
-    /// What `Drop` does with threads that have not returned.
+    /// What `Drop` does with threads that have not returned (see the module
+    /// docs).
     pub fn with_teardown(mut self, teardown: Teardown) -> Self {
-        self.teardown = teardown;
+        self.teardown = match teardown {
+            Teardown::Unwind => TeardownMode::Unwind,
+            Teardown::Leak => TeardownMode::Leak,
+        };
+        self
+    }
+
+    /// On drop, reset started threads without running anything on their
+    /// stacks (no destructors, no unwinding through foreign frames) and free
+    /// their stacks.
+    ///
+    /// # Safety
+    ///
+    /// Nothing on a simulated thread's stack may rely on being dropped
+    /// before its memory is reused: no pinned values with drop guarantees
+    /// (intrusive wait-list nodes), no `std::thread::scope`, no stack-held
+    /// guards whose leaking would let other code observe freed memory. The
+    /// values are simply never dropped (their heap allocations leak).
+    pub unsafe fn with_teardown_reset(mut self) -> Self {
+        self.teardown = TeardownMode::Reset;
         self
     }
 
@@ -455,6 +496,7 @@ impl Scheduler {
                 }
                 st.running = next;
                 st.switches += 1;
+                st.fingerprint = (st.fingerprint ^ u64::from(next)).wrapping_mul(0x100_0000_01b3);
                 core.heartbeat.publish(next, st.threads[next as usize].last_call);
                 next
             };
@@ -488,6 +530,12 @@ impl Scheduler {
     /// Hand-offs so far: how many times the run loop switched into a thread.
     /// (A scheduling point that picks the thread already running is not a
     /// hand-off.)
+    /// A fingerprint of the interleaving: FNV-1a over the thread switched to at every
+    /// hand-off. Equal seeds give equal fingerprints; different interleavings differ.
+    pub fn fingerprint(&self) -> u64 {
+        self.core.state.borrow().fingerprint
+    }
+
     pub fn switches(&self) -> u64 {
         self.core.state.borrow().switches
     }
@@ -533,23 +581,36 @@ impl Drop for Scheduler {
                     continue;
                 };
                 match self.teardown {
-                    Teardown::Unwind => {
-                        // `current()` etc. keep working in destructors.
-                        set_running(&core, id as u32);
-                        let unwound = catch_unwind(AssertUnwindSafe(|| coro.force_unwind()));
-                        set_running(&core, NO_THREAD);
-                        if unwound.is_err() {
-                            eprintln!(
-                                "dkraid_testbed::sched: a destructor panicked while unwinding a simulated thread"
-                            );
-                        }
+                    // Unstarted: only the closure, on no frame, is dropped.
+                    _ if !coro.started() => teardown_unwind(&core, id, coro),
+                    TeardownMode::Unwind => teardown_unwind(&core, id, coro),
+                    TeardownMode::Leak => std::mem::forget(coro),
+                    TeardownMode::Reset => {
+                        // SAFETY: the coroutine is suspended (not running),
+                        // and whoever chose `with_teardown_reset` promised
+                        // that skipping the destructors of everything on its
+                        // stack before freeing it is sound.
+                        unsafe { coro.force_reset() };
                         drop(coro);
                     }
-                    Teardown::Leak => std::mem::forget(coro),
                 }
             }
         }
     }
+}
+
+/// Force-unwinds (or, if it never started, drops the closure of) thread `id`.
+fn teardown_unwind(core: &Core, id: usize, mut coro: Coro) {
+    // `current()` etc. keep working in destructors.
+    set_running(core, id as u32);
+    let unwound = catch_unwind(AssertUnwindSafe(|| coro.force_unwind()));
+    set_running(core, NO_THREAD);
+    if unwound.is_err() {
+        eprintln!(
+            "dkraid_testbed::sched: a destructor panicked while unwinding a simulated thread"
+        );
+    }
+    drop(coro);
 }
 
 fn set_running(core: &Core, t: u32) {

@@ -70,6 +70,8 @@ pub(super) struct State {
     pub(super) next: u32,
     rng: Rng,
     pub(super) switches: u64,
+    /// FNV-1a over the id of every thread switched to, in order.
+    pub(super) fingerprint: u64,
     pub(super) points: u64,
     /// Coroutines spawned but not yet handed to the run loop (which owns the
     /// coroutines outside this `RefCell`).
@@ -98,6 +100,7 @@ impl State {
             next: NO_THREAD,
             rng: Rng::new(seed),
             switches: 0,
+            fingerprint: 0xcbf2_9ce4_8422_2325,
             points: 0,
             pending: Vec::new(),
             stack_pool: Vec::new(),
