@@ -496,7 +496,8 @@ impl Scheduler {
                 }
                 st.running = next;
                 st.switches += 1;
-                st.fingerprint = (st.fingerprint ^ u64::from(next)).wrapping_mul(0x100_0000_01b3);
+                let fp = (st.fingerprint ^ u64::from(next)).wrapping_mul(0x100_0000_01b3);
+                st.fingerprint = (fp ^ st.points).wrapping_mul(0x100_0000_01b3);
                 core.heartbeat.publish(next, st.threads[next as usize].last_call);
                 next
             };
@@ -527,15 +528,18 @@ impl Scheduler {
         self.core.state.borrow().now
     }
 
-    /// Hand-offs so far: how many times the run loop switched into a thread.
-    /// (A scheduling point that picks the thread already running is not a
-    /// hand-off.)
-    /// A fingerprint of the interleaving: FNV-1a over the thread switched to at every
-    /// hand-off. Equal seeds give equal fingerprints; different interleavings differ.
+    /// A fingerprint of the interleaving: FNV-1a over, at every hand-off,
+    /// the thread switched to and the number of scheduling points passed so
+    /// far (so it also tells *when* each switch happened, not just the order
+    /// of threads). Equal seeds give equal fingerprints; different
+    /// interleavings differ, barring 64-bit hash collisions.
     pub fn fingerprint(&self) -> u64 {
         self.core.state.borrow().fingerprint
     }
 
+    /// Hand-offs so far: how many times the run loop switched into a thread.
+    /// (A scheduling point that picks the thread already running is not a
+    /// hand-off.)
     pub fn switches(&self) -> u64 {
         self.core.state.borrow().switches
     }

@@ -87,6 +87,30 @@ fn same_seed_same_run_other_seed_other_interleaving() {
 }
 
 #[test]
+fn fingerprint_tells_when_a_switch_happened() {
+    // "a" runs alone for one or two scheduling points, then starts "b" and
+    // goes idle: both runs switch to a, then to b, but after a different
+    // number of points.
+    let run = |extra: bool| {
+        let mut s = Scheduler::new(1);
+        s.spawn("a", move || {
+            yield_now("One");
+            if extra {
+                yield_now("Extra");
+            }
+            spawn("b", || yield_now("B"));
+            block_idle("Done");
+        });
+        assert_eq!(s.run(), Outcome::Finished);
+        (s.switches(), s.fingerprint())
+    };
+    let (with, without) = (run(true), run(false));
+    assert_eq!(with, run(true));
+    assert_eq!(with.0, without.0, "the same switches");
+    assert_ne!(with.1, without.1, "at different points");
+}
+
+#[test]
 fn many_seeds_give_many_interleavings() {
     let runs: std::collections::HashSet<Vec<Event>> = (0..8).map(|s| busy_run(s).0).collect();
     assert!(runs.len() >= 7, "only {} distinct interleavings", runs.len());
