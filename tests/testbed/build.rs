@@ -43,8 +43,11 @@ fn main() {
     println!("cargo:rerun-if-changed={}", iig_path.display());
     let text = std::fs::read_to_string(&iig_path).unwrap();
     let file = iig::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", iig_path.display()));
-    std::fs::write(iig_out.join("DkRaidController.h"), iig::generate_header(&file, "iig/DkRaidController.iig"))
-        .unwrap();
+    std::fs::write(
+        iig_out.join("DkRaidController.h"),
+        iig::generate_header(&file, "iig/DkRaidController.iig"),
+    )
+    .unwrap();
 
     let shim_include = manifest.join("shim/include");
     let includes =

@@ -299,12 +299,7 @@ fn start_phase(create: unsafe extern "C" fn() -> Obj) {
 /// Every QUEUENAME the dext declares must have a queue registered under it (DRIVERKIT.md §3).
 fn check_queue_registrations() {
     let missing: Vec<(String, String)> = with_world(|w| {
-        w.class
-            .dext
-            .iter()
-            .filter(|(_, q)| !w.registered.contains_key(q))
-            .cloned()
-            .collect()
+        w.class.dext.iter().filter(|(_, q)| !w.registered.contains_key(q)).cloned().collect()
     });
     for (method, queue) in missing {
         violation(
@@ -348,7 +343,10 @@ fn registry_watchdog() {
     let (queue, call) = busy
         .first()
         .map(|(t, s)| {
-            (crate::sched::thread_name_of(*t), s.rsplit(" > ").next().unwrap_or_default().to_string())
+            (
+                crate::sched::thread_name_of(*t),
+                s.rsplit(" > ").next().unwrap_or_default().to_string(),
+            )
         })
         .unwrap_or_else(|| ("kernel".into(), "Start".into()));
     with_world(|w| {

@@ -195,7 +195,8 @@ fn parse_param(text: &str, line: usize) -> Result<Param, IigError> {
         .into_iter()
         .rev()
         .collect();
-    if name.is_empty() || name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+    let ty = head.trim_end()[..head.trim_end().len() - name.len()].trim();
+    if name.is_empty() || ty.is_empty() || name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
         return err(line, format!("parameter `{decl}` has no name"));
     }
     Ok(Param { decl, name })
@@ -203,7 +204,8 @@ fn parse_param(text: &str, line: usize) -> Result<Param, IigError> {
 
 fn parse_method(text: &str, line: usize) -> Result<Method, IigError> {
     let (queue_name, text) = take_annotation(text, "QUEUENAME");
-    let open = text.find('(').ok_or(IigError { line, message: "no `(` in a declaration".into() })?;
+    let open =
+        text.find('(').ok_or(IigError { line, message: "no `(` in a declaration".into() })?;
     // The matching `)` of the parameter list.
     let mut depth = 0usize;
     let mut close = None;
@@ -457,7 +459,8 @@ pub fn generate_glue(file: &IigFile, header_name: &str, info_symbol: &str) -> St
     for class in &file.classes {
         let c = &class.name;
         for m in class.methods.iter().filter(|m| m.action_type.is_some()) {
-            let queue = m.queue_name.as_deref().map(|q| format!("\"{q}\"")).unwrap_or("nullptr".into());
+            let queue =
+                m.queue_name.as_deref().map(|q| format!("\"{q}\"")).unwrap_or("nullptr".into());
             out.push_str(&format!(
                 "kern_return_t {c}::CreateAction{n}(size_t referenceSize, OSAction **action)\n{{\n    \
                  return OSAction::DkSimCreate(this, {c}::{n}_DkSimInvoke, \"{n}\", {queue}, referenceSize, action);\n}}\n\n",
@@ -545,7 +548,9 @@ public:
         assert!(h.contains("#include <DriverKit/IOService.h>"));
         assert!(h.contains("#define Foo_Start_Args IOService * provider"));
         assert!(h.contains("kern_return_t Start_Impl(Foo_Start_Args) override;"));
-        assert!(h.contains("kern_return_t CreateActionWork(size_t referenceSize, OSAction **action);"));
+        assert!(
+            h.contains("kern_return_t CreateActionWork(size_t referenceSize, OSAction **action);")
+        );
         assert!(h.contains("kern_return_t Helper(int a, const char * b);"));
         assert!(h.contains("virtual bool init() override;"));
         let g = generate_glue(&f, "Foo.h", "dksim_class_Foo");

@@ -96,8 +96,8 @@ fn call(method: &'static str, f: impl FnOnce(Obj) -> i32 + 'static) -> i32 {
 /// from the dext's `Start(provider, SUPERDISPATCH)`. Runs on the dext thread that made the
 /// super call; kernel→dext calls made here for that thread's queue run nested on it.
 pub fn family_start(_service: Obj, _provider: Obj) -> i32 {
-    // SAFETY (for every `unsafe` below): the controller object is live for the whole start,
-    // and the out-pointers point into the closure's own stack frame.
+    // SAFETY: the controller object is live for the whole start; out-pointers point
+    // into the closure's own frame.
     let r = call("UserInitializeController", |o| unsafe {
         runtime::dksim_invoke_UserInitializeController(o)
     });
@@ -107,12 +107,16 @@ pub fn family_start(_service: Obj, _provider: Obj) -> i32 {
     if let Err(r) = check_constraints() {
         return r;
     }
+    // SAFETY: the controller object is live for the whole start; out-pointers point
+    // into the closure's own frame.
     let (r, id) = out_call("UserReportInitiatorIdentifier", |o, p: *mut u64| unsafe {
         runtime::dksim_invoke_UserReportInitiatorIdentifier(o, p)
     });
     if r != OK {
         return r;
     }
+    // SAFETY: the controller object is live for the whole start; out-pointers point
+    // into the closure's own frame.
     let (r, highest) = out_call("UserReportHighestSupportedDeviceID", |o, p: *mut u64| unsafe {
         runtime::dksim_invoke_UserReportHighestSupportedDeviceID(o, p)
     });
@@ -123,6 +127,8 @@ pub fn family_start(_service: Obj, _provider: Obj) -> i32 {
         w.family.initiator_id = id;
         w.family.highest_id = highest;
     });
+    // SAFETY: the controller object is live for the whole start; out-pointers point
+    // into the closure's own frame.
     let (r, count) = out_call("UserReportMaximumTaskCount", |o, p: *mut u32| unsafe {
         runtime::dksim_invoke_UserReportMaximumTaskCount(o, p)
     });
@@ -143,13 +149,20 @@ pub fn family_start(_service: Obj, _provider: Obj) -> i32 {
         return IOReturn::kIOReturnNoMemory.0;
     }
     // Bundled mode: any error opts out.
+    // SAFETY: the controller object is live for the whole start; out-pointers point
+    // into the closure's own frame.
     let _ = call("UserMapBundledParallelTaskCommandAndResponseBuffers", |o| unsafe {
         runtime::dksim_invoke_UserMapBundledParallelTaskCommandAndResponseBuffers(o)
     });
-    let r = call("UserStartController", |o| unsafe { runtime::dksim_invoke_UserStartController(o) });
+    let r =
+        // SAFETY: the controller object is live for the whole start; out-pointers point
+        // into the closure's own frame.
+        call("UserStartController", |o| unsafe { runtime::dksim_invoke_UserStartController(o) });
     if r != OK {
         return r;
     }
+    // SAFETY: the controller object is live for the whole start; out-pointers point
+    // into the closure's own frame.
     let (r, manages) = out_call("UserDoesHBAPerformDeviceManagement", |o, p: *mut bool| unsafe {
         runtime::dksim_invoke_UserDoesHBAPerformDeviceManagement(o, p)
     });
@@ -244,6 +257,8 @@ fn build_task_pool(count: u32) {
             );
         }
         with_world(|w| w.family.in_map_hba_data = true);
+        // SAFETY: the controller object is live for the whole start; out-pointers point
+        // into the closure's own frame.
         let (r, id) = out_call("UserMapHBAData", |o, p: *mut u32| unsafe {
             // SAFETY: live controller, out-pointer on the closure's frame.
             runtime::dksim_invoke_UserMapHBAData(o, p)
@@ -283,9 +298,8 @@ pub fn check_dma_frame(prepared: &Prepared) {
     if !in_map {
         return;
     }
-    let alignment = with_world(|w| {
-        w.memory.buffer(prepared.mapping.buffer).map(|b| b.alignment).unwrap_or(0)
-    });
+    let alignment =
+        with_world(|w| w.memory.buffer(prepared.mapping.buffer).map(|b| b.alignment).unwrap_or(0));
     if prepared.buffer_capacity % page == 0 && alignment % page == 0 {
         return;
     }
@@ -371,6 +385,8 @@ pub fn create_target(target: u64) -> i32 {
 /// The kernel's CreateTargetForID: UserInitializeTargetForID on Default, then the initial
 /// probe through UserProcessParallelTask.
 fn probe_and_attach(target: u64) -> i32 {
+    // SAFETY: the controller object is live for the whole start; out-pointers point
+    // into the closure's own frame.
     let r = call("UserInitializeTargetForID", move |o| unsafe {
         // SAFETY: live controller.
         runtime::dksim_invoke_UserInitializeTargetForID(o, target)
@@ -411,7 +427,13 @@ fn run_task(target: u64, cdb: &[u8]) -> Option<dk_scsi_user_parallel_response> {
     with_world(|w| {
         w.family.pending.insert(
             handle,
-            PendingTask { task_id: u64::from(task_id), target, waiter, response: None, dropped: false },
+            PendingTask {
+                task_id: u64::from(task_id),
+                target,
+                waiter,
+                response: None,
+                dropped: false,
+            },
         )
     });
     // SAFETY: creating a kernel-side OSAction has no preconditions.

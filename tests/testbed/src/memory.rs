@@ -149,10 +149,8 @@ impl Memory {
             return Err(IOReturn::kIOReturnNoMemory);
         }
         let h = self.handle();
-        self.buffers.insert(
-            h,
-            Buffer { ptr, layout, capacity, alignment, length: 0, direction: options },
-        );
+        self.buffers
+            .insert(h, Buffer { ptr, layout, capacity, alignment, length: 0, direction: options });
         Ok(h)
     }
 
@@ -250,7 +248,7 @@ impl Memory {
             let Some(m) = cmd.prepared else { continue };
             if iova >= m.iova && iova.saturating_add(len) <= m.iova + m.length {
                 let b = self.buffers.get(&m.buffer).ok_or(DmaFault { iova, len })?;
-                return Ok((b.cpu_address() + (iova - m.iova) + 0) as *mut u8);
+                return Ok((b.cpu_address() + (iova - m.iova)) as *mut u8);
             }
         }
         Err(DmaFault { iova, len })
@@ -269,7 +267,11 @@ pub type IovaFaultHook = fn(address: u64) -> !;
 
 static HOOK: OnceLock<IovaFaultHook> = OnceLock::new();
 
-extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
+extern "C" fn on_segv(
+    _signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _context: *mut libc::c_void,
+) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let address = unsafe { (*info).si_addr() } as u64;
     if is_iova(address) {
@@ -307,7 +309,7 @@ pub fn install_iova_fault_handler(hook: IovaFaultHook) {
             libc::sigaltstack(&ss, std::ptr::null_mut());
         }
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_segv as usize;
+        action.sa_sigaction = on_segv as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
         libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut());
     }

@@ -3,6 +3,10 @@
 //! Pointers from the shim are trusted only as far as the shim's own code guarantees (it is
 //! part of the test-bed); values from the dext are checked.
 
+// These functions are called only by the test-bed's own shim (shim/src/shim.cpp), whose
+// pointers are valid by construction; they are not a public API.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use std::ffi::{c_char, c_void, CStr};
 
 use dkraid_core::abi::dk_scsi_user_parallel_response;
@@ -11,18 +15,20 @@ use dkraid_core::IOReturn;
 use crate::kernel;
 use crate::sched;
 use crate::trace::LogLine;
-use crate::world::{self, violation, with_world};
+use crate::world::{self, with_world};
 
 pub type Obj = *mut c_void;
 
 /// `DkSimQueueBinding` / `DkSimClassInfo` (shim/include/dksim/runtime.h).
 #[repr(C)]
+#[derive(Debug)]
 pub struct DkSimQueueBinding {
     pub method: *const c_char,
     pub queue: *const c_char,
 }
 
 #[repr(C)]
+#[derive(Debug)]
 pub struct DkSimClassInfo {
     pub name: *const c_char,
     pub superclass: *const c_char,
@@ -53,8 +59,7 @@ extern "C" {
     pub fn dksim_invoke_UserMapHBAData(object: Obj, task_id: *mut u32) -> i32;
     pub fn dksim_invoke_UserMapBundledParallelTaskCommandAndResponseBuffers(object: Obj) -> i32;
     pub fn dksim_invoke_UserStartController(object: Obj) -> i32;
-    pub fn dksim_invoke_UserDoesHBAPerformDeviceManagement(object: Obj, result: *mut bool)
-        -> i32;
+    pub fn dksim_invoke_UserDoesHBAPerformDeviceManagement(object: Obj, result: *mut bool) -> i32;
     pub fn dksim_invoke_UserInitializeTargetForID(object: Obj, target: u64) -> i32;
     pub fn dksim_invoke_UserProcessParallelTask(
         object: Obj,
@@ -226,10 +231,15 @@ pub extern "C" fn dksim_destroy_target(_service: Obj, target: u64) -> i32 {
 }
 
 #[no_mangle]
-pub extern "C" fn dksim_parallel_task_completion(_service: Obj, action: Obj, response: *const c_void) {
+pub extern "C" fn dksim_parallel_task_completion(
+    _service: Obj,
+    action: Obj,
+    response: *const c_void,
+) {
     // SAFETY: the shim passes a pointer to a SCSIUserParallelResponse (384 bytes, the layout
     // of dk_scsi_user_parallel_response, asserted on both sides).
-    let response = unsafe { std::ptr::read_unaligned(response.cast::<dk_scsi_user_parallel_response>()) };
+    let response =
+        unsafe { std::ptr::read_unaligned(response.cast::<dk_scsi_user_parallel_response>()) };
     // SAFETY: `action` is an OSAction the dext holds.
     let handle = unsafe { dksim_action_kernel_handle(action) };
     kernel::task_completion(handle, &response);
@@ -258,7 +268,12 @@ pub extern "C" fn dksim_timer_cancel(timer: u64) {
 // ------------------------------------------------------------------- memory, DMA --
 
 #[no_mangle]
-pub extern "C" fn dksim_buffer_create(options: u64, capacity: u64, alignment: u64, out: *mut u64) -> i32 {
+pub extern "C" fn dksim_buffer_create(
+    options: u64,
+    capacity: u64,
+    alignment: u64,
+    out: *mut u64,
+) -> i32 {
     match with_world(|w| w.memory.create_buffer(options, capacity, alignment)) {
         Ok(h) => {
             // SAFETY: the shim passes a valid out-pointer.
@@ -307,7 +322,12 @@ pub extern "C" fn dksim_buffer_release(buffer: u64) {
 }
 
 #[no_mangle]
-pub extern "C" fn dksim_dma_create(_device: Obj, _options: u64, max_address_bits: u64, out: *mut u64) -> i32 {
+pub extern "C" fn dksim_dma_create(
+    _device: Obj,
+    _options: u64,
+    max_address_bits: u64,
+    out: *mut u64,
+) -> i32 {
     let h = with_world(|w| w.memory.create_command(max_address_bits));
     // SAFETY: the shim passes a valid out-pointer.
     unsafe { *out = h };
@@ -406,11 +426,12 @@ pub extern "C" fn dksim_pci_read(_device: u64, memory_index: u8, offset: u64, wi
 }
 
 #[no_mangle]
-pub extern "C" fn dksim_pci_write(_device: u64, memory_index: u8, offset: u64, width: u32, _value: u64) {
+pub extern "C" fn dksim_pci_write(
+    _device: u64,
+    memory_index: u8,
+    offset: u64,
+    width: u32,
+    _value: u64,
+) {
     kernel::hardware_access("write", memory_index, offset, width);
-}
-
-/// Record a violation from runtime code, for callers outside `kernel`.
-pub fn report(rule: &'static str, section: &'static str, values: String, message: String) {
-    violation(rule, section, values, message);
 }

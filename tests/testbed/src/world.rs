@@ -24,13 +24,26 @@ pub struct Queue {
     pub released: bool,
 }
 
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("thread", &self.thread)
+            .field("pending_items", &self.items.len())
+            .field("released", &self.released)
+            .finish()
+    }
+}
+
 /// A timer source: the queue it fires on; `generation` changes on cancel.
+#[derive(Debug)]
 pub struct Timer {
     pub queue: u64,
     pub generation: u64,
 }
 
 /// A task the kernel sent and waits for.
+#[derive(Debug)]
 pub struct PendingTask {
     pub task_id: u64,
     pub target: u64,
@@ -40,7 +53,7 @@ pub struct PendingTask {
 }
 
 /// What the SCSI parallel family knows of the controller.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Family {
     pub controller: usize,
     pub provider: usize,
@@ -72,6 +85,7 @@ pub struct ClassBindings {
 /// QUEUENAMEs the SDK's IOUserSCSIParallelInterfaceController.iig declares.
 pub const SDK_QUEUE_BINDINGS: &[(&str, &str)] = &[("UserCreateTargetForID", "AuxiliaryQueue")];
 
+#[derive(Debug)]
 pub struct World {
     pub stage: dkraid_core::Stage,
     pub memory: Memory,
@@ -270,13 +284,8 @@ pub fn queue_thread(queue: u64) -> Option<ThreadId> {
 /// one is registered.
 pub fn queue_for_method(method: &str) -> u64 {
     with_world(|w| {
-        let name = w
-            .class
-            .dext
-            .iter()
-            .find(|(m, _)| m == method)
-            .map(|(_, q)| q.clone())
-            .or_else(|| {
+        let name =
+            w.class.dext.iter().find(|(m, _)| m == method).map(|(_, q)| q.clone()).or_else(|| {
                 SDK_QUEUE_BINDINGS.iter().find(|(m, _)| *m == method).map(|(_, q)| q.to_string())
             });
         name.and_then(|n| w.registered.get(&n).copied()).unwrap_or(w.default_queue)
@@ -340,12 +349,10 @@ pub fn ioreturn_name(status: i32) -> String {
     dkraid_core::IOReturn(status).to_string()
 }
 
-/// Set the result of the most recent timeline event of `call` on the current thread.
+/// Set the result of the most recent timeline event of `call`.
 pub fn set_last_result(call: &str, result: String) {
-    let queue = current_queue_name();
     with_world(|w| {
         if let Some(e) = w.events.iter_mut().rev().find(|e| e.call == call) {
-            let _ = &queue;
             e.result = result;
         }
     });

@@ -60,7 +60,8 @@ fn stage_0_boots_clean() {
             "Stop",
         ]
     );
-    let maps = json["timeline"].as_array().unwrap().iter().filter(|e| e["call"] == "UserMapHBAData");
+    let maps =
+        json["timeline"].as_array().unwrap().iter().filter(|e| e["call"] == "UserMapHBAData");
     assert_eq!(maps.count(), 128, "exactly N UserMapHBAData calls");
     // Target work ran on the private queue.
     assert!(json["timeline"]
