@@ -10,6 +10,7 @@
 //! - [`stage`]: bring-up stages.
 //! - [`lifecycle`]: the controller call order the kernel drives, enforced.
 //! - [`task_pool`]: task IDs and per-task DMA frames (`UserMapHBAData`), slot states.
+//! - [`scsi`]: the SCSI target emulator (CDB decode, sense, SPC/SBC) and its backends.
 //! - [`controller`]: the core object that ties them together; what the FFI drives.
 #![cfg_attr(not(test), no_std)]
 
@@ -19,6 +20,7 @@ pub mod ioreturn;
 pub mod lifecycle;
 pub mod limits;
 pub mod platform;
+pub mod scsi;
 pub mod stage;
 pub mod task_pool;
 
