@@ -142,11 +142,12 @@ typedef struct dk_platform {
 #define DK_STAGE_FULL 3u
 
 typedef struct dk_core_config {
-    uint32_t abi_version;    /* DK_ABI_VERSION */
-    uint32_t stage;          /* DK_STAGE_* */
-    uint64_t page_size;      /* IOVMPageSize: 16384 on Apple silicon, 4096 on Intel */
-    uint32_t max_task_count; /* tasks to report; 0 = the core's default */
-    uint32_t reserved;
+    uint32_t abi_version;         /* DK_ABI_VERSION */
+    uint32_t stage;               /* DK_STAGE_* */
+    uint64_t page_size;           /* IOVMPageSize: 16384 on Apple silicon, 4096 on Intel */
+    uint32_t max_task_count;      /* tasks to report; 0 = the core's default */
+    uint32_t fake_block_size;     /* stage 1's disk: bytes per block; 0 = 512 */
+    uint64_t fake_capacity_bytes; /* stage 1's disk: capacity; 0 = 1 TiB */
 } dk_core_config;
 
 /* The seven keys UserReportHBAConstraints must carry (DRIVERKIT.md §1). */
@@ -223,10 +224,18 @@ dk_ioreturn dk_stop_controller(dk_core *core);
  * complete it at once (*out_disposition = DK_TASK_COMPLETED_NOW, *out_response filled with
  * version 1 and exact byte counts) or hand it to the hardware (DK_TASK_IN_PROCESS). An error
  * (unknown or zero ID, a task already outstanding, a call out of order) means: answer the
- * kernel with kSCSIServiceResponse_SERVICE_DELIVERY_OR_TARGET_FAILURE. */
+ * kernel with kSCSIServiceResponse_SERVICE_DELIVERY_OR_TARGET_FAILURE. `data` is the task's data
+ * mapped for the CPU (see dk_task_wants_data_buffer) or NULL. */
 dk_ioreturn dk_process_parallel_task(dk_core *core, const dk_scsi_user_parallel_task *task,
+                                     void *data, uint64_t data_length,
                                      dk_scsi_user_parallel_response *out_response,
                                      uint32_t *out_disposition);
+/* Does the core need CPU access to this task's data (an emulated target: stage 1)? Then the
+ * dext maps it with UserGetDataBuffer — legal only inside UserProcessParallelTask — and passes
+ * it as `data`/`data_length` to dk_process_parallel_task; otherwise it passes NULL, 0 and the
+ * hardware uses fBufferIOVMAddr. */
+dk_ioreturn dk_task_wants_data_buffer(dk_core *core, const dk_scsi_user_parallel_task *task,
+                                      uint32_t *out_wants);
 /* The completion of `task_id` was handed to ParallelTaskCompletion: its slot is free again. */
 dk_ioreturn dk_task_delivered(dk_core *core, uint64_t task_id);
 /* UserInitializeTargetForID. */
@@ -307,7 +316,7 @@ DK_STATIC_ASSERT(offsetof(dk_scsi_user_parallel_response, reserved) == 329, "res
 
 DK_STATIC_ASSERT(sizeof(dk_dma_segment) == 16, "dk_dma_segment is IOAddressSegment");
 DK_STATIC_ASSERT(sizeof(dk_dma_buffer) == 24, "dk_dma_buffer");
-DK_STATIC_ASSERT(sizeof(dk_core_config) == 24, "dk_core_config");
+DK_STATIC_ASSERT(sizeof(dk_core_config) == 32, "dk_core_config");
 DK_STATIC_ASSERT(sizeof(dk_hba_constraints) == 56, "dk_hba_constraints");
 DK_STATIC_ASSERT(sizeof(dk_dma_specification) == 16, "dk_dma_specification");
 DK_STATIC_ASSERT(sizeof(dk_target_work) == 16, "dk_target_work");

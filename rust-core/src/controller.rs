@@ -9,7 +9,9 @@ use crate::ioreturn::IOReturn;
 use crate::lifecycle::{Call, Lifecycle, OutOfOrder, State};
 use crate::limits::{self, FrameLayout, PageSize};
 use crate::platform::Platform;
+use crate::scsi::{Data, Emulator, FakeBlock, Identity, Limits};
 use crate::stage::Stage;
+use crate::targets::{OpKind, TargetError, TargetOp, Targets};
 use crate::task_pool::{PoolError, TaskId, TaskPool};
 
 /// What `UserProcessParallelTask` does with a task.
@@ -38,7 +40,14 @@ pub struct Config {
     /// What `UserReportMaximumTaskCount` answers.
     pub task_count: u32,
     pub frame: FrameLayout,
+    /// Stage 1's disk.
+    pub fake_block_size: u32,
+    pub fake_capacity_blocks: u64,
 }
+
+/// Stage 1's disk unless the personality says otherwise: 1 TiB of 512-byte blocks.
+pub const DEFAULT_FAKE_BLOCK_SIZE: u32 = 512;
+pub const DEFAULT_FAKE_CAPACITY_BYTES: u64 = 1 << 40;
 
 /// A bad `dk_core_config`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +56,7 @@ pub enum ConfigError {
     UnknownStage { number: u32 },
     PageSize { bytes: u64 },
     TaskCount { requested: u32, max: u32 },
+    FakeGeometry { block_size: u32, capacity_bytes: u64 },
 }
 
 impl ConfigError {
@@ -56,6 +66,7 @@ impl ConfigError {
             ConfigError::UnknownStage { .. } => "UnknownStage",
             ConfigError::PageSize { .. } => "InvalidPageSize",
             ConfigError::TaskCount { .. } => "InvalidTaskCount",
+            ConfigError::FakeGeometry { .. } => "InvalidFakeBlockGeometry",
         }
     }
 }
@@ -81,6 +92,11 @@ impl fmt::Display for ConfigError {
             ConfigError::TaskCount { requested, max } => {
                 write!(f, "{requested} tasks asked, the core holds at most {max}")
             }
+            ConfigError::FakeGeometry { block_size, capacity_bytes } => write!(
+                f,
+                "the fake block device's block size {block_size} must be 512, 1024, 2048 or \
+                 4096 and its capacity {capacity_bytes} a whole, non-zero number of blocks"
+            ),
         }
     }
 }
@@ -102,7 +118,27 @@ impl Config {
             n if n <= limits::MAX_TASK_COUNT => n,
             n => return Err(ConfigError::TaskCount { requested: n, max: limits::MAX_TASK_COUNT }),
         };
-        Ok(Config { stage, page_size, task_count, frame: FrameLayout::for_page_size(page_size) })
+        let fake_block_size = match raw.fake_block_size {
+            0 => DEFAULT_FAKE_BLOCK_SIZE,
+            n => n,
+        };
+        let capacity_bytes = match raw.fake_capacity_bytes {
+            0 => DEFAULT_FAKE_CAPACITY_BYTES,
+            n => n,
+        };
+        if !matches!(fake_block_size, 512 | 1024 | 2048 | 4096)
+            || capacity_bytes % u64::from(fake_block_size) != 0
+        {
+            return Err(ConfigError::FakeGeometry { block_size: fake_block_size, capacity_bytes });
+        }
+        Ok(Config {
+            stage,
+            page_size,
+            task_count,
+            frame: FrameLayout::for_page_size(page_size),
+            fake_block_size,
+            fake_capacity_blocks: capacity_bytes / u64::from(fake_block_size),
+        })
     }
 }
 
@@ -115,6 +151,7 @@ pub enum ControllerError {
     /// `UserStartController` with no task mapped: the kernel fails start when the first
     /// `UserMapHBAData` fails, so this is a caller bug.
     NoTasksMapped,
+    Target(TargetError),
 }
 
 impl ControllerError {
@@ -124,6 +161,7 @@ impl ControllerError {
             ControllerError::OutOfOrder(e) => e.ioreturn(),
             ControllerError::Pool(e) => e.ioreturn(),
             ControllerError::NoTasksMapped => IOReturn::kIOReturnNotReady,
+            ControllerError::Target(_) => IOReturn::kIOReturnBadArgument,
         }
     }
 }
@@ -138,6 +176,7 @@ impl fmt::Display for ControllerError {
                 "NoTasksMapped: UserStartController with an empty task pool \
                  (every UserMapHBAData failed)",
             ),
+            ControllerError::Target(e) => e.fmt(f),
         }
     }
 }
@@ -154,6 +193,12 @@ impl From<PoolError> for ControllerError {
     }
 }
 
+impl From<TargetError> for ControllerError {
+    fn from(e: TargetError) -> Self {
+        ControllerError::Target(e)
+    }
+}
+
 impl From<ConfigError> for ControllerError {
     fn from(e: ConfigError) -> Self {
         ControllerError::Config(e)
@@ -167,12 +212,32 @@ pub struct Controller<P: Platform> {
     config: Config,
     lifecycle: Lifecycle,
     pool: TaskPool,
+    targets: Targets,
+    /// Stage 1's emulated disk, target 0 LUN 0.
+    fake: Option<Emulator<FakeBlock>>,
 }
+
+/// The target stage 1 exposes.
+pub const FAKE_BLOCK_TARGET: u64 = 0;
 
 impl<P: Platform> Controller<P> {
     pub fn new(platform: P, config: &abi::dk_core_config) -> Result<Self, ControllerError> {
         let config = Config::from_abi(config)?;
-        Ok(Controller { platform, config, lifecycle: Lifecycle::new(), pool: TaskPool::new() })
+        let fake = (config.stage == Stage::FakeBlock).then(|| {
+            Emulator::new(
+                FakeBlock::new(config.fake_block_size, config.fake_capacity_blocks),
+                Identity::dkraid(b"Fake Block", 0),
+                Limits::default(),
+            )
+        });
+        Ok(Controller {
+            platform,
+            config,
+            lifecycle: Lifecycle::new(),
+            pool: TaskPool::new(),
+            targets: Targets::new(),
+            fake,
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -245,6 +310,10 @@ impl<P: Platform> Controller<P> {
             return Err(ControllerError::NoTasksMapped);
         }
         self.lifecycle.advance(Call::UserStartController)?;
+        if self.fake.is_some() {
+            // Stage 1: one emulated disk, created asynchronously from the target queue.
+            self.targets.push(TargetOp { kind: OpKind::Create, target: FAKE_BLOCK_TARGET })?;
+        }
         log::info!(
             "dkraid: controller started with {} of {} tasks mapped",
             self.pool.mapped(),
@@ -272,26 +341,66 @@ impl<P: Platform> Controller<P> {
         Ok(true)
     }
 
+    /// Does this task go to an emulated target, whose data the core must see?
+    pub fn wants_data_buffer(&self, task: &abi::dk_scsi_user_parallel_task) -> bool {
+        self.emulated(task.fTargetID)
+            && task.fTransferDirection != 0
+            && task.fRequestedTransferCount > 0
+    }
+
+    fn emulated(&self, target: u64) -> bool {
+        self.fake.is_some() && target == FAKE_BLOCK_TARGET && self.targets.is_reachable(target)
+    }
+
     /// `UserProcessParallelTask`: find the task by its ID, mark it submitted, and decide.
+    /// `data` is the task's data mapped for the CPU, for an emulated target.
     pub fn process_parallel_task(
         &mut self,
         task: &abi::dk_scsi_user_parallel_task,
+        data: Option<&mut [u8]>,
         response: &mut abi::dk_scsi_user_parallel_response,
     ) -> Result<TaskDisposition, ControllerError> {
         self.lifecycle.check(Call::UserProcessParallelTask)?;
         let id = self.pool.task(task.fControllerTaskIdentifier)?;
         self.pool.submit(id)?;
-        // No stage exposes targets yet: every task is answered as the kernel expects for an
-        // absent target (DRIVERKIT.md §1 step 7).
         *response = abi::dk_scsi_user_parallel_response {
             version: u64::from(abi::DK_SCSI_USER_PARALLEL_RESPONSE_VERSION),
             fTargetID: task.fTargetID,
             fControllerTaskIdentifier: task.fControllerTaskIdentifier,
-            fServiceResponse: abi::ServiceResponse::SERVICE_DELIVERY_OR_TARGET_FAILURE.0,
-            fCompletionStatus: abi::TaskStatus::DEVICE_NOT_PRESENT.0,
-            fBytesTransferred: 0,
             ..Default::default()
         };
+        let emulated = self.emulated(task.fTargetID);
+        match (emulated, self.fake.as_mut()) {
+            (true, Some(device)) => {
+                let cdb_len =
+                    usize::from(task.fCommandSize).min(task.fCommandDescriptorBlock.len());
+                let cdb = &task.fCommandDescriptorBlock[..cdb_len];
+                let lun = (u64::from(task.fLogicalUnitBytes[0] & 0x3F) << 8)
+                    | u64::from(task.fLogicalUnitBytes[1]);
+                let requested = task.fRequestedTransferCount;
+                let data = match (task.fTransferDirection, data) {
+                    (2, Some(buf)) => Data::In(buf),
+                    (1, Some(buf)) => Data::Out(buf),
+                    _ => Data::None,
+                };
+                let done = device.execute(cdb, lun, requested, data);
+                response.fServiceResponse = abi::ServiceResponse::TASK_COMPLETE.0;
+                response.fCompletionStatus = u32::from(done.status);
+                response.fBytesTransferred = done.bytes;
+                if let Some(sense) = done.sense {
+                    let fixed = sense.to_fixed();
+                    response.fSenseLength = fixed.len() as u8;
+                    response.fSenseBuffer[..fixed.len()].copy_from_slice(&fixed);
+                }
+            }
+            _ => {
+                // No such target: answer as the kernel expects for an absent ID
+                // (DRIVERKIT.md §1 step 7).
+                response.fServiceResponse =
+                    abi::ServiceResponse::SERVICE_DELIVERY_OR_TARGET_FAILURE.0;
+                response.fCompletionStatus = abi::TaskStatus::DEVICE_NOT_PRESENT.0;
+            }
+        }
         self.pool.complete(id)?;
         Ok(TaskDisposition::CompletedNow)
     }
@@ -310,18 +419,34 @@ impl<P: Platform> Controller<P> {
         Ok(())
     }
 
-    /// The next target operation for the private target queue. No stage creates targets yet.
+    /// The next target operation for the private target queue, one at a time.
     pub fn next_target_work(&mut self) -> abi::dk_target_work {
-        abi::dk_target_work { kind: abi::DK_TARGET_WORK_NONE, reserved: 0, target_id: 0 }
+        match self.targets.take_next() {
+            Some(op) => op.abi(),
+            None => {
+                abi::dk_target_work { kind: abi::DK_TARGET_WORK_NONE, reserved: 0, target_id: 0 }
+            }
+        }
+    }
+
+    pub fn targets(&self) -> &Targets {
+        &self.targets
     }
 
     /// A target operation finished; failures are logged by name.
-    pub fn target_work_done(&mut self, kind: u32, target_id: u64, status: IOReturn) {
+    pub fn target_work_done(
+        &mut self,
+        kind: u32,
+        target_id: u64,
+        status: IOReturn,
+    ) -> Result<(), ControllerError> {
+        self.targets.done(kind, target_id, status.is_success())?;
         if status.is_success() {
             log::info!("dkraid: target work {kind} on target {target_id} done");
         } else {
             log::error!("dkraid: target work {kind} on target {target_id} failed: {status}");
         }
+        Ok(())
     }
 
     pub fn stop_controller(&mut self) -> Result<(), ControllerError> {
@@ -346,7 +471,8 @@ mod tests {
             stage: abi::DK_STAGE_PIPELINE,
             page_size,
             max_task_count,
-            reserved: 0,
+            fake_block_size: 0,
+            fake_capacity_bytes: 0,
         }
     }
 
@@ -447,5 +573,115 @@ mod tests {
             .all(|&(bytes, align, _)| bytes == 4096 && align == 4096));
         c.teardown();
         assert_eq!(c.platform().live_buffers(), 0);
+    }
+
+    fn fake_stage() -> Controller<FakePlatform> {
+        let mut cfg = config(16384, 4);
+        cfg.stage = abi::DK_STAGE_FAKE_BLOCK;
+        cfg.fake_block_size = 4096;
+        cfg.fake_capacity_bytes = 1 << 30;
+        let mut c = Controller::new(FakePlatform::new(), &cfg).unwrap();
+        boot_to_mapping(&mut c);
+        for _ in 0..4 {
+            c.map_hba_data().unwrap();
+        }
+        c.start_controller().unwrap();
+        c
+    }
+
+    fn task(
+        id: u64,
+        target: u64,
+        cdb: &[u8],
+        direction: u8,
+        requested: u64,
+    ) -> abi::dk_scsi_user_parallel_task {
+        let mut t = abi::dk_scsi_user_parallel_task {
+            version: 1,
+            fTargetID: target,
+            fControllerTaskIdentifier: id,
+            fRequestedTransferCount: requested,
+            fCommandSize: cdb.len() as u8,
+            fTransferDirection: direction,
+            ..Default::default()
+        };
+        t.fCommandDescriptorBlock[..cdb.len()].copy_from_slice(cdb);
+        t
+    }
+
+    #[test]
+    fn stage_1_creates_target_0_and_emulates_it() {
+        let mut c = fake_stage();
+        let work = c.next_target_work();
+        assert_eq!((work.kind, work.target_id), (abi::DK_TARGET_WORK_CREATE, 0));
+        assert_eq!(c.next_target_work().kind, abi::DK_TARGET_WORK_NONE, "one at a time");
+        // The probe runs while the create is in flight.
+        let inquiry = task(1, 0, &[0x12, 0, 0, 0, 36, 0], 2, 36);
+        assert!(c.wants_data_buffer(&inquiry));
+        let mut data = [0u8; 36];
+        let mut r = abi::dk_scsi_user_parallel_response::default();
+        assert_eq!(
+            c.process_parallel_task(&inquiry, Some(&mut data), &mut r),
+            Ok(TaskDisposition::CompletedNow)
+        );
+        assert_eq!(
+            (r.version, r.fServiceResponse, r.fCompletionStatus, r.fBytesTransferred),
+            (1, 2, 0, 36)
+        );
+        assert_eq!(&data[8..16], b"DKRAID  ");
+        c.task_delivered(1).unwrap();
+        c.target_work_done(work.kind, 0, IOReturn::kIOReturnSuccess).unwrap();
+        assert!(c.targets().is_present(0));
+        // Reads fail MEDIUM ERROR with the LBA; the power-on unit attention comes first.
+        let read = task(2, 0, &[0x28, 0, 0, 0, 0, 9, 0, 0, 1, 0], 2, 4096);
+        let mut block = [0u8; 4096];
+        c.process_parallel_task(&read, Some(&mut block), &mut r).unwrap();
+        assert_eq!(
+            (r.fCompletionStatus, r.fSenseLength, r.fSenseBuffer[2], r.fSenseBuffer[12]),
+            (2, 18, 6, 0x29)
+        );
+        c.task_delivered(2).unwrap();
+        c.process_parallel_task(&read, Some(&mut block), &mut r).unwrap();
+        assert_eq!(
+            (r.fCompletionStatus, r.fSenseBuffer[2], r.fSenseBuffer[12], r.fSenseBuffer[6]),
+            (2, 3, 0x11, 9)
+        );
+        assert_eq!(r.fBytesTransferred, 0);
+        c.task_delivered(2).unwrap();
+        // Writes are accepted and discarded.
+        let write = task(3, 0, &[0x2A, 0, 0, 0, 0, 9, 0, 0, 1, 0], 1, 4096);
+        c.process_parallel_task(&write, Some(&mut block), &mut r).unwrap();
+        assert_eq!((r.fCompletionStatus, r.fBytesTransferred), (0, 4096));
+        // A task that is still outstanding cannot be submitted again.
+        assert!(matches!(
+            c.process_parallel_task(&write, Some(&mut block), &mut r),
+            Err(ControllerError::Pool(PoolError::InvalidTransition { .. }))
+        ));
+        c.task_delivered(3).unwrap();
+        // Other targets do not exist.
+        let tur = task(4, 5, &[0; 6], 0, 0);
+        assert!(!c.wants_data_buffer(&tur));
+        c.process_parallel_task(&tur, None, &mut r).unwrap();
+        assert_eq!((r.fServiceResponse, r.fCompletionStatus), (1, 4));
+        c.teardown();
+    }
+
+    #[test]
+    fn stage_1_geometry_is_validated() {
+        let mut cfg = config(16384, 4);
+        cfg.stage = abi::DK_STAGE_FAKE_BLOCK;
+        cfg.fake_block_size = 520;
+        let err = Controller::new(FakePlatform::new(), &cfg).unwrap_err();
+        assert!(err.to_string().starts_with("InvalidFakeBlockGeometry"), "{err}");
+        cfg.fake_block_size = 4096;
+        cfg.fake_capacity_bytes = 4097;
+        assert!(Controller::new(FakePlatform::new(), &cfg).is_err());
+        // Pipeline exposes nothing.
+        let mut c = Controller::new(FakePlatform::new(), &config(16384, 2)).unwrap();
+        boot_to_mapping(&mut c);
+        c.map_hba_data().unwrap();
+        c.start_controller().unwrap();
+        assert_eq!(c.next_target_work().kind, abi::DK_TARGET_WORK_NONE);
+        c.teardown();
     }
 }

@@ -11,6 +11,7 @@
 //! - [`lifecycle`]: the controller call order the kernel drives, enforced.
 //! - [`task_pool`]: task IDs and per-task DMA frames (`UserMapHBAData`), slot states.
 //! - [`scsi`]: the SCSI target emulator (CDB decode, sense, SPC/SBC) and its backends.
+//! - [`targets`]: pending target operations, one at a time, and the targets that exist.
 //! - [`controller`]: the core object that ties them together; what the FFI drives.
 #![cfg_attr(not(test), no_std)]
 
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod platform;
 pub mod scsi;
 pub mod stage;
+pub mod targets;
 pub mod task_pool;
 
 pub use controller::{Controller, ControllerError};

@@ -353,12 +353,15 @@ pub unsafe extern "C" fn dk_get_dma_specification(
 /// `UserProcessParallelTask`.
 ///
 /// # Safety
-/// `core` NULL or a handle from `dk_core_init`; `task` NULL or readable; `out_response` and
-/// `out_disposition` NULL or writable.
+/// `core` NULL or a handle from `dk_core_init`; `task` NULL or readable; `data` NULL or valid
+/// for reads and writes of `data_length` bytes for the duration of the call; `out_response`
+/// and `out_disposition` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn dk_process_parallel_task(
     core: *mut dk_core,
     task: *const dk_scsi_user_parallel_task,
+    data: *mut core::ffi::c_void,
+    data_length: u64,
     out_response: *mut dk_scsi_user_parallel_response,
     out_disposition: *mut u32,
 ) -> dk_ioreturn {
@@ -372,15 +375,51 @@ pub unsafe extern "C" fn dk_process_parallel_task(
             IOReturn::kIOReturnBadArgument,
         );
     }
+    let Ok(data_length) = usize::try_from(data_length) else {
+        return fail(format_args!("{CALL}: data_length overflows"), IOReturn::kIOReturnBadArgument);
+    };
+    let data = if data.is_null() || data_length == 0 {
+        None
+    } else {
+        // SAFETY: non-NULL (checked) and valid for `data_length` bytes (the caller's promise);
+        // u8 has no alignment requirement.
+        Some(unsafe { core::slice::from_raw_parts_mut(data.cast::<u8>(), data_length) })
+    };
     // SAFETY: non-NULL and aligned (checked); the caller promises it is initialised.
     let task = unsafe { &*task };
     // SAFETY: non-NULL and aligned (checked); the caller promises it is writable and not
     // aliased for the duration of the call.
     let response = unsafe { &mut *out_response };
     // SAFETY: forwarded from the caller.
-    match unsafe { with_controller(core, CALL, |c| c.process_parallel_task(task, response)) } {
+    match unsafe { with_controller(core, CALL, |c| c.process_parallel_task(task, data, response)) }
+    {
         // SAFETY: forwarded from the caller.
         Ok(disposition) => unsafe { write_out(out_disposition, disposition.abi(), CALL) },
+        Err(status) => status,
+    }
+}
+
+/// Does the core need the task's data mapped for the CPU?
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `task` NULL or readable; `out_wants` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_task_wants_data_buffer(
+    core: *mut dk_core,
+    task: *const dk_scsi_user_parallel_task,
+    out_wants: *mut u32,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_task_wants_data_buffer";
+    if task.is_null() || !task.is_aligned() {
+        return fail(format_args!("{CALL}: task is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: non-NULL and aligned (checked); the caller promises it is initialised.
+    let task = unsafe { &*task };
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, CALL, |c| Ok(c.wants_data_buffer(task))) } {
+        // SAFETY: forwarded from the caller.
+        Ok(wants) => unsafe { write_out(out_wants, u32::from(wants), CALL) },
         Err(status) => status,
     }
 }
@@ -450,10 +489,7 @@ pub unsafe extern "C" fn dk_target_work_done(
     let status = IOReturn(status);
     // SAFETY: forwarded from the caller.
     match unsafe {
-        with_controller(core, CALL, |c| {
-            c.target_work_done(work.kind, work.target_id, status);
-            Ok(())
-        })
+        with_controller(core, CALL, |c| c.target_work_done(work.kind, work.target_id, status))
     } {
         Ok(()) => ok(),
         Err(status) => status,

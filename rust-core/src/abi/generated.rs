@@ -344,11 +344,12 @@ pub struct dk_core_config {
     pub stage: u32,
     pub page_size: u64,
     pub max_task_count: u32,
-    pub reserved: u32,
+    pub fake_block_size: u32,
+    pub fake_capacity_bytes: u64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of dk_core_config"][::core::mem::size_of::<dk_core_config>() - 24usize];
+    ["Size of dk_core_config"][::core::mem::size_of::<dk_core_config>() - 32usize];
     ["Alignment of dk_core_config"][::core::mem::align_of::<dk_core_config>() - 8usize];
     [
         "Offset of field: dk_core_config::abi_version",
@@ -363,8 +364,11 @@ const _: () = {
         "Offset of field: dk_core_config::max_task_count",
     ][::core::mem::offset_of!(dk_core_config, max_task_count) - 16usize];
     [
-        "Offset of field: dk_core_config::reserved",
-    ][::core::mem::offset_of!(dk_core_config, reserved) - 20usize];
+        "Offset of field: dk_core_config::fake_block_size",
+    ][::core::mem::offset_of!(dk_core_config, fake_block_size) - 20usize];
+    [
+        "Offset of field: dk_core_config::fake_capacity_bytes",
+    ][::core::mem::offset_of!(dk_core_config, fake_capacity_bytes) - 24usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]

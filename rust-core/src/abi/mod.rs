@@ -60,7 +60,7 @@ const_assert_eq!(offset_of!(dk_scsi_user_parallel_response, reserved), 329);
 // The core's own structs.
 const_assert_eq!(size_of::<dk_dma_segment>(), 16);
 const_assert_eq!(size_of::<dk_dma_buffer>(), 24);
-const_assert_eq!(size_of::<dk_core_config>(), 24);
+const_assert_eq!(size_of::<dk_core_config>(), 32);
 const_assert_eq!(size_of::<dk_hba_constraints>(), 56);
 const_assert_eq!(size_of::<dk_dma_specification>(), 16);
 const_assert_eq!(size_of::<dk_target_work>(), 16);
