@@ -9,6 +9,7 @@
  */
 #include <DriverKit/DriverKit.h>
 #include <DriverKit/IODispatchQueue.h>
+#include <DriverKit/IOMemoryMap.h>
 #include <DriverKit/IOTimerDispatchSource.h>
 #include <DriverKit/IOInterruptDispatchSource.h>
 #include <DriverKit/OSCollections.h>
@@ -471,9 +472,34 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
 {
     dk_scsi_user_parallel_task task;
     memcpy(&task, &parallelRequest, sizeof(task));
+    /* An emulated target (stage 1) needs the data itself: map it with UserGetDataBuffer, which
+     * is legal only here, inside UserProcessParallelTask. A hardware target never does; its
+     * device uses fBufferIOVMAddr. The buffer is not ours, so it is mapped with CreateMapping
+     * (GetAddressRange is for buffers the dext created). */
+    uint32_t wantsData = 0;
+    IOBufferMemoryDescriptor *dataBuffer = nullptr;
+    IOMemoryMap *dataMap = nullptr;
+    void *data = nullptr;
+    uint64_t dataLength = 0;
+    kern_return_t ret = dk_task_wants_data_buffer(ivars->core, &task, &wantsData);
+    if (ret == kIOReturnSuccess && wantsData != 0) {
+        ret = UserGetDataBuffer(parallelRequest.fTargetID, parallelRequest.fControllerTaskIdentifier,
+                                &dataBuffer);
+        if (ret == kIOReturnSuccess) {
+            ret = dataBuffer->CreateMapping(0, 0, 0, 0, 0, &dataMap);
+        }
+        if (ret == kIOReturnSuccess) {
+            data = (void *)(uintptr_t)dataMap->GetAddress();
+            dataLength = dataMap->GetLength();
+        } else {
+            LogFailure("UserGetDataBuffer/CreateMapping", ret);
+        }
+    }
     dk_scsi_user_parallel_response out = {};
     uint32_t disposition = DK_TASK_IN_PROCESS;
-    kern_return_t ret = dk_process_parallel_task(ivars->core, &task, &out, &disposition);
+    ret = dk_process_parallel_task(ivars->core, &task, data, dataLength, &out, &disposition);
+    OSSafeReleaseNULL(dataMap);
+    OSSafeReleaseNULL(dataBuffer);
     if (ret != kIOReturnSuccess) {
         LogFailure("dk_process_parallel_task", ret);
         *response = kSCSIServiceResponse_SERVICE_DELIVERY_OR_TARGET_FAILURE;

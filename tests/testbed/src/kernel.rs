@@ -433,6 +433,7 @@ fn run_task(target: u64, cdb: &[u8]) -> Option<dk_scsi_user_parallel_response> {
                 waiter,
                 response: None,
                 dropped: false,
+                data_buffer: None,
             },
         )
     });

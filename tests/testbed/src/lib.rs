@@ -17,6 +17,7 @@ extern crate dkraid;
 
 pub mod boot;
 pub mod cli_output;
+pub mod databuf;
 pub mod iig;
 pub mod kernel;
 pub mod memory;

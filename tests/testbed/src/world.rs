@@ -50,6 +50,8 @@ pub struct PendingTask {
     pub waiter: ThreadId,
     pub response: Option<dkraid_core::abi::dk_scsi_user_parallel_response>,
     pub dropped: bool,
+    /// The kernel's data buffer for the task, if it moves data.
+    pub data_buffer: Option<u64>,
 }
 
 /// What the SCSI parallel family knows of the controller.

@@ -404,6 +404,38 @@ kern_return_t IOMemoryDescriptor::GetLength(uint64_t *returnLength)
     return dksim_buffer_get_length(dksimHandle, returnLength);
 }
 
+kern_return_t IOMemoryDescriptor::CreateMapping(uint64_t options, uint64_t address,
+                                                uint64_t offset, uint64_t length,
+                                                uint64_t alignment, IOMemoryMap **map)
+{
+    (void)options;
+    (void)alignment;
+    dksim_enter("IOMemoryDescriptor::CreateMapping");
+    if (map == nullptr || address != 0) {
+        return kIOReturnBadArgument;
+    }
+    uint64_t mappedAddress = 0;
+    uint64_t mappedLength = 0;
+    kern_return_t ret = dksim_buffer_map(dksimHandle, offset, length, &mappedAddress, &mappedLength);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
+    *map = IOMemoryMap::DkSimCreate(mappedAddress, mappedLength);
+    return kIOReturnSuccess;
+}
+
+IOMemoryMap *IOMemoryMap::DkSimCreate(uint64_t address, uint64_t length)
+{
+    IOMemoryMap *m = new IOMemoryMap();
+    m->dksimAddress = address;
+    m->dksimLength = length;
+    return m;
+}
+
+uint64_t IOMemoryMap::GetAddress() { return dksimAddress; }
+uint64_t IOMemoryMap::GetLength() { return dksimLength; }
+uint64_t IOMemoryMap::GetOffset() { return 0; }
+
 kern_return_t IOBufferMemoryDescriptor::Create(uint64_t options, uint64_t capacity,
                                                uint64_t alignment,
                                                IOBufferMemoryDescriptor **memory)
@@ -435,7 +467,12 @@ kern_return_t IOBufferMemoryDescriptor::SetLength(uint64_t length)
     return dksim_buffer_set_length(dksimHandle, length);
 }
 
-void IOBufferMemoryDescriptor::free() { dksim_buffer_release(dksimHandle); }
+void IOBufferMemoryDescriptor::free()
+{
+    if (!dksimBorrowed) {
+        dksim_buffer_release(dksimHandle);
+    }
+}
 
 kern_return_t IODMACommand::Create(IOService *device, uint64_t options,
                                    const IODMACommandSpecification *specification,
@@ -706,11 +743,21 @@ kern_return_t IOUserSCSIParallelInterfaceController::UserGetDataBuffer(SCSIDevic
                                                                        uint64_t controllerTaskID,
                                                                        IOBufferMemoryDescriptor **buffer)
 {
-    (void)targetID;
-    (void)controllerTaskID;
-    (void)buffer;
     dksim_enter("UserGetDataBuffer");
-    return kIOReturnUnsupported;
+    if (buffer == nullptr) {
+        return kIOReturnBadArgument;
+    }
+    uint64_t handle = 0;
+    kern_return_t ret = dksim_get_data_buffer(this, targetID, controllerTaskID, &handle);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
+    /* The kernel's buffer: the descriptor does not own it (its free() must not release it). */
+    IOBufferMemoryDescriptor *b = new IOBufferMemoryDescriptor();
+    b->DkSimAdopt(handle);
+    b->DkSimSetBorrowed();
+    *buffer = b;
+    return kIOReturnSuccess;
 }
 
 kern_return_t IOUserSCSIParallelInterfaceController::UserSetHBAProperties(OSDictionary *properties)

@@ -9,6 +9,7 @@
 #include <DriverKit/IODispatchQueue.h>
 #include <DriverKit/IOService.h>
 #include <DriverKit/IOMemoryDescriptor.h>
+#include <DriverKit/IOMemoryMap.h>
 #include <DriverKit/IOBufferMemoryDescriptor.h>
 #include <DriverKit/IODMACommand.h>
 #include <os/log.h>

@@ -12,4 +12,9 @@ public:
     kern_return_t GetAddressRange(IOAddressSegment *range);
     kern_return_t SetLength(uint64_t length);
     void free() override;
+    /* Test-bed: the buffer belongs to the kernel (UserGetDataBuffer). */
+    void DkSimSetBorrowed() { dksimBorrowed = true; }
+
+private:
+    bool dksimBorrowed = false;
 };

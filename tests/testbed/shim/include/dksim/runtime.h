@@ -61,6 +61,12 @@ kern_return_t dksim_buffer_set_length(uint64_t buffer, uint64_t length);
 kern_return_t dksim_buffer_get_length(uint64_t buffer, uint64_t *out_length);
 kern_return_t dksim_buffer_address_range(uint64_t buffer, IOAddressSegment *range);
 void dksim_buffer_release(uint64_t buffer);
+/* UserGetDataBuffer: the task's data buffer, legal only inside UserProcessParallelTask. */
+kern_return_t dksim_get_data_buffer(OSObject *service, uint64_t target, uint64_t task,
+                                    uint64_t *out_buffer);
+/* IOMemoryDescriptor::CreateMapping: [address, length) of the dext's mapping. */
+kern_return_t dksim_buffer_map(uint64_t buffer, uint64_t offset, uint64_t length,
+                               uint64_t *out_address, uint64_t *out_length);
 kern_return_t dksim_dma_create(OSObject *device, uint64_t options, uint64_t max_address_bits,
                                uint64_t *out_command);
 kern_return_t dksim_dma_prepare(uint64_t command, uint64_t options, uint64_t buffer,
