@@ -1,6 +1,9 @@
 //! The task data buffers the kernel hands the dext through `UserGetDataBuffer`, and mappings of
 //! buffers into the dext (`IOMemoryDescriptor::CreateMapping`).
 
+// Called only by the test-bed's own shim, whose pointers are valid by construction.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use dkraid_core::IOReturn;
 
 use crate::runtime::Obj;
