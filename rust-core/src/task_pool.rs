@@ -522,7 +522,27 @@ mod tests {
     fn every_injected_failure_is_named_and_leaks_nothing() {
         type Inject = fn(&mut FakePlatform, u32);
         type Expect = fn(TaskId) -> PoolError;
-        let cases: [(&str, Inject, Expect); 5] = [
+        let cases: [(&str, Inject, Expect); 7] = [
+            (
+                "NULL CPU address",
+                |p, n| {
+                    p.null_create_at(n);
+                },
+                |task| PoolError::BadBuffer { task, cpu_address: 0, cpu_length: 16384 },
+            ),
+            (
+                "misaligned device address",
+                |p, n| {
+                    p.fault_prepare_at(n, PrepareFault::Misaligned);
+                },
+                |task| PoolError::BadDeviceAddress {
+                    task,
+                    iova: crate::platform::fake::IOVA_BASE
+                        + 512
+                        + (u64::from(task.get32()) - 1) * 2 * 16384,
+                    alignment: 16384,
+                },
+            ),
             (
                 "create fails",
                 |p, n| {

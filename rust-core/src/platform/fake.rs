@@ -26,6 +26,8 @@ pub enum PrepareFault {
     Short { mapped_bytes: u64 },
     /// Map the whole buffer, but as two segments at non-adjacent IOVAs.
     Split,
+    /// Map the whole buffer in one segment whose device address is not aligned like the buffer.
+    Misaligned,
 }
 
 #[derive(Debug)]
@@ -48,6 +50,7 @@ pub struct FakePlatform {
     creates: u32,
     prepares: u32,
     fail_create_at: Option<(u32, IOReturn)>,
+    null_create_at: Option<u32>,
     prepare_fault_at: Option<(u32, PrepareFault)>,
     /// Frees of handles that were not live: double frees or invented handles.
     pub bad_frees: Vec<u64>,
@@ -81,6 +84,7 @@ impl FakePlatform {
             creates: 0,
             prepares: 0,
             fail_create_at: None,
+            null_create_at: None,
             prepare_fault_at: None,
             bad_frees: Vec::new(),
             created: Vec::new(),
@@ -96,6 +100,12 @@ impl FakePlatform {
     /// The `n`-th call (1-based) to `dma_buffer_create` fails with `status`.
     pub fn fail_create_at(&mut self, n: u32, status: IOReturn) -> &mut Self {
         self.fail_create_at = Some((n, status));
+        self
+    }
+
+    /// The `n`-th call (1-based) to `dma_buffer_create` "succeeds" with a NULL CPU address.
+    pub fn null_create_at(&mut self, n: u32) -> &mut Self {
+        self.null_create_at = Some(n);
         self
     }
 
@@ -163,7 +173,8 @@ impl Platform for FakePlatform {
         self.next_iova += self.round_up_to_page(capacity) + self.page_size;
         self.buffers.insert(handle, FakeBuffer { ptr, layout, iova, direction, prepared: false });
         self.created.push((capacity, alignment, direction));
-        Ok(DmaBuffer { handle: DmaHandle(handle), cpu_address: ptr as u64, cpu_length: capacity })
+        let cpu_address = if self.null_create_at == Some(self.creates) { 0 } else { ptr as u64 };
+        Ok(DmaBuffer { handle: DmaHandle(handle), cpu_address, cpu_length: capacity })
     }
 
     fn dma_buffer_prepare(
@@ -198,6 +209,10 @@ impl Platform for FakePlatform {
                 segments[1] =
                     DmaSegment { address: buffer.iova + first + page_size, length: length - first };
                 2
+            }
+            Some(PrepareFault::Misaligned) => {
+                segments[0] = DmaSegment { address: buffer.iova + 512, length };
+                1
             }
             Some(PrepareFault::Split) | None => {
                 segments[0] = DmaSegment { address: buffer.iova, length };
