@@ -2,7 +2,7 @@
 //! the 60 s registry-busy watchdog running), lets its asynchronous work settle, stops it and
 //! releases it, then checks for leaks. The result is a [`Report`].
 
-use std::ffi::CString;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -10,13 +10,16 @@ use serde::Serialize;
 
 use dkraid_core::Stage;
 
+use crate::bundle::matching::{Matched, Refusal};
+use crate::bundle::personality::{ClassCatalog, ClassDecl};
 use crate::kernel::REGISTRY_BUSY_TIMEOUT_NS;
+use crate::pci::SimPciDevice;
 use crate::runtime::{self, DkSimClassInfo, Obj};
 use crate::sched::{self, describe_chain, Outcome, Scheduler, Teardown};
 use crate::trace::{Event, LogLine};
 use crate::variants::{self, Variant};
 use crate::verifier::Violation;
-use crate::world::{self, violation, with_world, World};
+use crate::world::{self, violation, with_world, Property, RegistryProperty, World};
 
 /// What to boot.
 #[derive(Clone, Debug)]
@@ -27,6 +30,12 @@ pub struct BootConfig {
     pub page_size: u64,
     /// Wall-clock limit for a simulated thread that never reaches a scheduling point.
     pub spin_limit: Duration,
+    /// The PCI function the controller is offered.
+    pub device: SimPciDevice,
+    /// The personality the kernel matched (`bundle::matching`): its properties are the
+    /// service's registry properties, and its stage must be `stage`. None: the dext sees only
+    /// `BringUpStage = stage` and `IOUserClass`.
+    pub matched: Option<Matched>,
 }
 
 impl Default for BootConfig {
@@ -37,6 +46,8 @@ impl Default for BootConfig {
             variant: None,
             page_size: 16384,
             spin_limit: Duration::from_secs(10),
+            device: SimPciDevice::default(),
+            matched: None,
         }
     }
 }
@@ -49,6 +60,12 @@ pub struct Report {
     pub stage: String,
     pub variant: Option<String>,
     pub page_size: u64,
+    /// The simulated PCI function, e.g. `1af4:10f0 (subsystem 1af4:10f0, class 010400)`.
+    pub pci_device: String,
+    /// Which personality matched and how (None when no bundle was matched).
+    pub personality: Option<String>,
+    /// The registry properties the dext's `CopyProperties` saw.
+    pub properties: BTreeMap<String, Property>,
     pub outcome: String,
     pub started: bool,
     pub registered: bool,
@@ -159,6 +176,13 @@ fn partial_report(
         stage: w.stage.name().to_string(),
         variant: variant.map(str::to_string),
         page_size,
+        pci_device: w.pci_device.to_string(),
+        personality: None,
+        properties: w
+            .properties
+            .iter()
+            .map(|p| (p.key.to_string_lossy().into_owned(), p.value.clone()))
+            .collect(),
         outcome,
         started: w.family.registered,
         registered: w.family.registered,
@@ -181,10 +205,14 @@ pub fn boot(config: &BootConfig) -> Report {
     let info = class_info(config.variant);
     let mut w = World::new(config.stage, config.page_size);
     w.class = class_bindings(info);
-    w.properties = vec![
-        (CString::new("BringUpStage").unwrap(), CString::new(config.stage.name()).unwrap()),
-        (CString::new("IOUserClass").unwrap(), CString::new(w.class.name.clone()).unwrap()),
-    ];
+    w.pci_device = config.device;
+    w.properties = match &config.matched {
+        Some(m) => m.properties.iter().map(|(k, v)| RegistryProperty::new(k, v.clone())).collect(),
+        None => vec![
+            RegistryProperty::new("BringUpStage", Property::String(config.stage.name().into())),
+            RegistryProperty::new("IOUserClass", Property::String(w.class.name.clone())),
+        ],
+    };
     // SAFETY: set before any dext code runs; read by the dext through IOLib.h.
     unsafe { runtime::IOVMPageSize = config.page_size };
     // SAFETY: a counter read.
@@ -237,10 +265,46 @@ pub fn boot(config: &BootConfig) -> Report {
         outcome_text,
     );
     report.started = started;
+    report.personality = config.matched.as_ref().map(|m| m.explanation.clone());
     report.virtual_time_ns = virtual_time_ns;
     report.scheduling_points = scheduling_points;
     report.interleaving = interleaving;
     report
+}
+
+/// The report of a boot the kernel refused before any dext code ran: the bundle broke a rule
+/// of DRIVERKIT.md §8 (each finding is a violation naming its file and key).
+pub fn refused(config: &BootConfig, refusal: &Refusal) -> Report {
+    let n = refusal.len();
+    let mut w = World::new(config.stage, config.page_size);
+    w.pci_device = config.device;
+    w.violations = refusal.iter().map(|(f, call)| f.to_violation(call)).collect();
+    partial_report(
+        &w,
+        config.seed,
+        config.variant.map(|v| v.name),
+        config.page_size,
+        format!(
+            "not started: the kernel refused the bundle ({n} error{})",
+            if n == 1 { "" } else { "s" }
+        ),
+    )
+}
+
+/// The classes compiled into a build of the dext (what a personality's `IOUserClass` may name).
+pub fn compiled_classes(variant: Option<&Variant>) -> ClassCatalog {
+    let info = class_info(variant);
+    // SAFETY: literals in the generated class info.
+    let (name, superclass) = unsafe {
+        (
+            std::ffi::CStr::from_ptr(info.name).to_string_lossy().into_owned(),
+            std::ffi::CStr::from_ptr(info.superclass).to_string_lossy().into_owned(),
+        )
+    };
+    ClassCatalog {
+        origin: "compiled into the dext".into(),
+        classes: vec![ClassDecl { name, superclass }],
+    }
 }
 
 fn report_deadlock(chain: &[sched::Blocked], all: &[sched::Blocked]) {

@@ -33,6 +33,10 @@ pub fn print_report(report: &Report, json: bool) {
         println!("variant            {v}");
     }
     println!("IOVMPageSize       {}", report.page_size);
+    println!("PCI device         {}", report.pci_device);
+    if let Some(p) = &report.personality {
+        println!("personality        {p}");
+    }
     println!("outcome            {}", report.outcome);
     println!("registered         {}", report.registered);
     println!("tasks mapped       {}", report.tasks_mapped);

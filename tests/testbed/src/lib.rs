@@ -7,6 +7,8 @@
 //! - [`runtime`]: the `dksim_*` functions behind the DriverKit shim.
 //! - [`memory`]: buffers, IOVAs and the IOMMU.
 //! - [`boot`]: booting a dext build and its report; [`variants`]: the broken builds.
+//! - [`bundle`]: `Info.plist` and entitlements — `dkraid-sim lint`, and the kernel's matching
+//!   of the personality against the simulated PCI device ([`pci`]) at boot.
 //! - [`verifier`], [`trace`], [`cli_output`]: findings, timeline, printing.
 // FFI glue groups a C call with the pointer reads around it; one SAFETY comment covers the
 // block (every unsafe block still has one).
@@ -16,11 +18,13 @@
 extern crate dkraid;
 
 pub mod boot;
+pub mod bundle;
 pub mod cli_output;
 pub mod databuf;
 pub mod iig;
 pub mod kernel;
 pub mod memory;
+pub mod pci;
 pub mod runtime;
 pub mod sched;
 pub mod trace;

@@ -13,6 +13,7 @@ use dkraid_core::abi::dk_scsi_user_parallel_response;
 use dkraid_core::IOReturn;
 
 use crate::kernel;
+use crate::pci;
 use crate::sched;
 use crate::trace::LogLine;
 use crate::world::{self, with_world};
@@ -165,20 +166,34 @@ pub extern "C" fn dksim_property_count(_service: Obj) -> u32 {
     with_world(|w| w.properties.len() as u32)
 }
 
+/// `DKSIM_PROPERTY_*` (shim/include/dksim/runtime.h).
+pub const DKSIM_PROPERTY_STRING: u32 = 0;
+pub const DKSIM_PROPERTY_NUMBER: u32 = 1;
+pub const DKSIM_PROPERTY_BOOLEAN: u32 = 2;
+
 #[no_mangle]
 pub extern "C" fn dksim_property_at(
     _service: Obj,
     index: u32,
     key: *mut *const c_char,
-    value: *mut *const c_char,
+    kind: *mut u32,
+    string: *mut *const c_char,
+    number: *mut u64,
 ) {
     with_world(|w| {
-        if let Some((k, v)) = w.properties.get(index as usize) {
+        if let Some(p) = w.properties.get(index as usize) {
+            let (k, n) = match &p.value {
+                world::Property::String(_) => (DKSIM_PROPERTY_STRING, 0),
+                world::Property::Number(n) => (DKSIM_PROPERTY_NUMBER, *n),
+                world::Property::Boolean(b) => (DKSIM_PROPERTY_BOOLEAN, u64::from(*b)),
+            };
             // SAFETY: the shim passes valid out-pointers; the strings live in the world for
             // the whole run.
             unsafe {
-                *key = k.as_ptr();
-                *value = v.as_ptr();
+                *key = p.key.as_ptr();
+                *kind = k;
+                *string = p.c_string.as_ptr();
+                *number = n;
             }
         }
     });
@@ -421,6 +436,11 @@ pub extern "C" fn dksim_pci_bar_info(
 
 #[no_mangle]
 pub extern "C" fn dksim_pci_read(_device: u64, memory_index: u8, offset: u64, width: u32) -> u64 {
+    if memory_index == pci::CONFIG_SPACE_INDEX {
+        // Configuration space (ConfigurationRead16/32): the kernel answers from the device's
+        // identity; reading it touches no BAR, so it is allowed in every stage.
+        return with_world(|w| w.pci_device.config_read(offset, width));
+    }
     kernel::hardware_access("read", memory_index, offset, width);
     u64::MAX >> (64 - width)
 }
@@ -434,4 +454,24 @@ pub extern "C" fn dksim_pci_write(
     _value: u64,
 ) {
     kernel::hardware_access("write", memory_index, offset, width);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::World;
+
+    #[test]
+    fn config_space_reads_answer_the_ids_and_touch_no_hardware() {
+        World::install(World::new(dkraid_core::Stage::Pipeline, 16384));
+        assert_eq!(dksim_pci_read(1, pci::CONFIG_SPACE_INDEX, 0x00, 16), 0x1AF4);
+        assert_eq!(dksim_pci_read(1, pci::CONFIG_SPACE_INDEX, 0x02, 16), 0x10F0);
+        assert_eq!(dksim_pci_read(1, pci::CONFIG_SPACE_INDEX, 0x2C, 32), 0x10F0_1AF4);
+        assert!(with_world(|w| w.violations.is_empty()), "config space is not a BAR");
+        // A BAR read in the pipeline stage is still caught.
+        dksim_pci_read(1, 0, 0x10, 32);
+        let rules = with_world(|w| w.violations.iter().map(|v| v.rule).collect::<Vec<_>>());
+        assert_eq!(rules, ["HardwareTouchedInPipelineStage"]);
+        World::take();
+    }
 }

@@ -9,7 +9,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::CString;
 use std::rc::Rc;
 
+use serde::Serialize;
+
 use crate::memory::Memory;
+use crate::pci::SimPciDevice;
 use crate::sched::{self, ThreadId, WaitFor};
 use crate::trace::{Event, LogLine};
 use crate::verifier::Violation;
@@ -84,6 +87,38 @@ pub struct ClassBindings {
     pub dext: Vec<(String, String)>,
 }
 
+/// A registry property of the controller's service, as `CopyProperties` returns it: an
+/// OSString, an OSNumber or an OSBoolean.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Property {
+    String(String),
+    Number(u64),
+    Boolean(bool),
+}
+
+/// A property with the C strings the shim reads (they live as long as the world).
+#[derive(Clone, Debug)]
+pub struct RegistryProperty {
+    pub key: CString,
+    pub value: Property,
+    /// The string value for OSString properties (empty otherwise).
+    pub c_string: CString,
+}
+
+impl RegistryProperty {
+    /// Keys and strings with NUL bytes cannot exist in the registry; they are cut at the NUL.
+    pub fn new(key: &str, value: Property) -> RegistryProperty {
+        let c =
+            |s: &str| CString::new(s.split('\0').next().unwrap_or_default()).unwrap_or_default();
+        let c_string = match &value {
+            Property::String(s) => c(s),
+            _ => CString::default(),
+        };
+        RegistryProperty { key: c(key), value, c_string }
+    }
+}
+
 /// QUEUENAMEs the SDK's IOUserSCSIParallelInterfaceController.iig declares.
 pub const SDK_QUEUE_BINDINGS: &[(&str, &str)] = &[("UserCreateTargetForID", "AuxiliaryQueue")];
 
@@ -97,7 +132,10 @@ pub struct World {
     /// Names registered with SetDispatchQueue (and "Default").
     pub registered: BTreeMap<String, u64>,
     pub class: ClassBindings,
-    pub properties: Vec<(CString, CString)>,
+    /// The service's registry properties (the matched personality's), for `CopyProperties`.
+    pub properties: Vec<RegistryProperty>,
+    /// The PCI function the controller was matched to.
+    pub pci_device: SimPciDevice,
     pub violations: Vec<Violation>,
     pub events: Vec<Event>,
     pub logs: Vec<LogLine>,
@@ -124,6 +162,7 @@ impl World {
             registered: BTreeMap::new(),
             class: ClassBindings::default(),
             properties: Vec::new(),
+            pci_device: SimPciDevice::default(),
             violations: Vec::new(),
             events: Vec::new(),
             logs: Vec::new(),

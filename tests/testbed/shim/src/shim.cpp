@@ -364,12 +364,31 @@ kern_return_t IOService::CopyProperties(OSDictionary **properties)
     uint32_t count = dksim_property_count(this);
     for (uint32_t i = 0; i < count; i++) {
         const char *key = nullptr;
-        const char *value = nullptr;
-        dksim_property_at(this, i, &key, &value);
-        if (key != nullptr && value != nullptr) {
-            OSString *s = OSString::withCString(value);
-            d->setObject(key, s);
-            s->release();
+        uint32_t kind = DKSIM_PROPERTY_STRING;
+        const char *string = nullptr;
+        uint64_t number = 0;
+        dksim_property_at(this, i, &key, &kind, &string, &number);
+        if (key == nullptr) {
+            continue;
+        }
+        switch (kind) {
+        case DKSIM_PROPERTY_NUMBER: {
+            OSNumber *n = OSNumber::withNumber(number, 64);
+            d->setObject(key, n);
+            n->release();
+            break;
+        }
+        case DKSIM_PROPERTY_BOOLEAN:
+            /* Shared immortal objects: no release. */
+            d->setObject(key, number != 0 ? kOSBooleanTrue : kOSBooleanFalse);
+            break;
+        default:
+            if (string != nullptr) {
+                OSString *s = OSString::withCString(string);
+                d->setObject(key, s);
+                s->release();
+            }
+            break;
         }
     }
     *properties = d;

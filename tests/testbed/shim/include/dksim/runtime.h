@@ -35,8 +35,14 @@ kern_return_t dksim_queue_create(const char *name, uint64_t options, uint64_t *o
 void dksim_queue_release(uint64_t queue);
 kern_return_t dksim_set_dispatch_queue(OSObject *service, const char *name, uint64_t queue);
 kern_return_t dksim_copy_dispatch_queue(OSObject *service, const char *name, uint64_t *out_queue);
+/* The service's registry properties (its matched personality's). Each is an OSString
+ * (`string`), an OSNumber (`number`) or an OSBoolean (`number` 0 or 1), per `kind`. */
+#define DKSIM_PROPERTY_STRING 0u
+#define DKSIM_PROPERTY_NUMBER 1u
+#define DKSIM_PROPERTY_BOOLEAN 2u
 uint32_t dksim_property_count(OSObject *service);
-void dksim_property_at(OSObject *service, uint32_t index, const char **key, const char **value);
+void dksim_property_at(OSObject *service, uint32_t index, const char **key, uint32_t *kind,
+                       const char **string, uint64_t *number);
 kern_return_t dksim_super_start(OSObject *service, OSObject *provider);
 kern_return_t dksim_super_stop(OSObject *service, OSObject *provider);
 kern_return_t dksim_register_service(OSObject *service);
