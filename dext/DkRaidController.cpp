@@ -30,8 +30,11 @@ static_assert(sizeof(SCSIUserParallelResponse) == sizeof(dk_scsi_user_parallel_r
 #define kDkRaidTargetQueueName "TargetQueue"
 #define kDkRaidInterruptQueueName "InterruptQueue"
 
-/* Personality property selecting the bring-up stage. */
+/* Personality properties (Info.plist) the driver reads. */
 #define kDkRaidBringUpStageKey "BringUpStage"
+#define kDkRaidFakeDiskBlockSizeKey "FakeDiskBlockSize"
+#define kDkRaidFakeDiskCapacityKey "FakeDiskCapacityBytes"
+#define kDkRaidMaximumTaskCountKey "MaximumTaskCount"
 
 struct DkRaidController_IVars {
     IOPCIDevice *pci;
@@ -131,28 +134,41 @@ kern_return_t DkRaidController::CompleteTask(OSAction *completion, const void *r
     return kIOReturnSuccess;
 }
 
-/* The bring-up stage from the personality, `pipeline` when absent. */
-static uint32_t ReadStage(IOService *service)
+/* The driver's settings from the personality (Info.plist): the bring-up stage (`pipeline`
+ * when absent), stage 1's disk geometry and the task count (0 = the core's defaults). The core
+ * validates them and refuses bad values by name in dk_core_init. */
+static void ReadSettings(IOService *service, dk_core_config *config)
 {
-    uint32_t stage = DK_STAGE_PIPELINE;
+    config->stage = DK_STAGE_PIPELINE;
     OSDictionary *properties = nullptr;
     if (service->CopyProperties(&properties) != kIOReturnSuccess || properties == nullptr) {
-        return stage;
+        return;
     }
     OSString *name = OSDynamicCast(OSString, properties->getObject(kDkRaidBringUpStageKey));
     if (name != nullptr) {
         uint32_t parsed = 0;
         if (dk_stage_parse(name->getCStringNoCopy(), name->getLength(), &parsed) ==
             kIOReturnSuccess) {
-            stage = parsed;
+            config->stage = parsed;
         } else {
             os_log_error(OS_LOG_DEFAULT, "dkraid: %{public}s = %{public}s is not a stage",
                          kDkRaidBringUpStageKey, name->getCStringNoCopy());
-            stage = UINT32_MAX; /* refused by dk_core_init, by name */
+            config->stage = UINT32_MAX; /* refused by dk_core_init, by name */
         }
     }
+    OSNumber *number = OSDynamicCast(OSNumber, properties->getObject(kDkRaidFakeDiskBlockSizeKey));
+    if (number != nullptr) {
+        config->fake_block_size = number->unsigned32BitValue();
+    }
+    number = OSDynamicCast(OSNumber, properties->getObject(kDkRaidFakeDiskCapacityKey));
+    if (number != nullptr) {
+        config->fake_capacity_bytes = number->unsigned64BitValue();
+    }
+    number = OSDynamicCast(OSNumber, properties->getObject(kDkRaidMaximumTaskCountKey));
+    if (number != nullptr) {
+        config->max_task_count = number->unsigned32BitValue();
+    }
     properties->release();
-    return stage;
 }
 
 /* --------------------------------------------------------------------------- lifecycle -- */
@@ -213,14 +229,13 @@ kern_return_t IMPL(DkRaidController, Start)
                         ~((uintptr_t)dk_core_align() - 1);
     dk_core_config config = {};
     config.abi_version = DK_ABI_VERSION;
-    config.stage = ReadStage(this);
+    ReadSettings(this, &config);
 #if defined(DKRAID_VARIANT_FIXED_4K_PAGES)
     /* Broken on purpose: a constant page size instead of IOVMPageSize. */
     config.page_size = 4096;
 #else
     config.page_size = IOVMPageSize;
 #endif
-    config.max_task_count = 0;
     DKRAID_CHECK("dk_core_init",
                  dk_core_init((void *)aligned, dk_core_size(), &ivars->platformTable, &config,
                               &ivars->core));

@@ -36,6 +36,15 @@ pub struct BootConfig {
     /// service's registry properties, and its stage must be `stage`. None: the dext sees only
     /// `BringUpStage = stage` and `IOUserClass`.
     pub matched: Option<Matched>,
+    /// What a kernel client does once the controller started and its disks attached.
+    pub action: Option<Action>,
+}
+
+/// Work for the booted system: a block workload, or one pass-through command.
+#[derive(Clone, Debug)]
+pub enum Action {
+    Io(crate::workload::IoConfig),
+    Scsi(crate::passthrough::ScsiCommand),
 }
 
 impl Default for BootConfig {
@@ -48,6 +57,7 @@ impl Default for BootConfig {
             spin_limit: Duration::from_secs(10),
             device: SimPciDevice::default(),
             matched: None,
+            action: None,
         }
     }
 }
@@ -72,6 +82,14 @@ pub struct Report {
     pub tasks_mapped: usize,
     pub queues_registered: Vec<String>,
     pub targets: Vec<u64>,
+    /// The disks macOS would see (stage 1 and up).
+    pub disks: Vec<crate::disk::DiskReport>,
+    /// `dkraid-sim io`'s result.
+    pub io: Option<crate::workload::IoReport>,
+    /// `dkraid-sim scsi`'s result.
+    pub scsi: Option<crate::passthrough::ScsiResult>,
+    /// Why the action could not run (no disk, a workload that does not fit, ...).
+    pub action_error: Option<String>,
     pub violations: Vec<Violation>,
     pub virtual_time_ns: u64,
     pub scheduling_points: u64,
@@ -189,6 +207,10 @@ fn partial_report(
         tasks_mapped: w.family.task_ids.len(),
         queues_registered: w.registered.keys().cloned().collect(),
         targets: w.family.targets.iter().copied().collect(),
+        disks: w.disks.clone(),
+        io: None,
+        scsi: None,
+        action_error: None,
         violations: w.violations.clone(),
         virtual_time_ns: 0,
         scheduling_points: 0,
@@ -200,6 +222,77 @@ fn partial_report(
 
 /// Boot the dext once.
 pub fn boot(config: &BootConfig) -> Report {
+    boot_with_progress(config, None)
+}
+
+/// What the action phase produced.
+#[derive(Default)]
+struct ActionResult {
+    io: Option<crate::workload::IoReport>,
+    scsi: Option<crate::passthrough::ScsiResult>,
+    error: Option<String>,
+}
+
+/// Run the action on the booted system (on kernel client threads); `false` if the run did not
+/// settle (a deadlock or a stop), so the controller must not be stopped normally.
+fn run_action(
+    scheduler: &mut Scheduler,
+    action: &Action,
+    progress: Option<crate::workload::Progress>,
+    out: &mut ActionResult,
+) -> bool {
+    let outcome = match action {
+        Action::Io(cfg) => {
+            let disk = with_world(|w| w.disks.iter().find(|d| d.attached).cloned());
+            let Some(disk) = disk else {
+                out.error = Some(format!(
+                    "no disk to run I/O on: stage {} exposes no attached disk",
+                    with_world(|w| w.stage)
+                ));
+                return true;
+            };
+            let workload = match crate::workload::Workload::new(*cfg, &disk, progress) {
+                Ok(w) => w,
+                Err(e) => {
+                    out.error = Some(e);
+                    return true;
+                }
+            };
+            for i in 0..cfg.queue_depth {
+                scheduler.spawn(&format!("io-client-{i}"), workload.client());
+            }
+            let wall = std::time::Instant::now();
+            let outcome = scheduler.run();
+            out.io = Some(workload.report(wall.elapsed()));
+            outcome
+        }
+        Action::Scsi(cmd) => {
+            let slot = std::rc::Rc::new(std::cell::RefCell::new(None));
+            let filled = slot.clone();
+            let cmd = cmd.clone();
+            scheduler.spawn("scsi-client", move || {
+                *filled.borrow_mut() = Some(crate::passthrough::run(&cmd));
+            });
+            let outcome = scheduler.run();
+            out.scsi = slot.borrow_mut().take();
+            outcome
+        }
+    };
+    match &outcome {
+        Outcome::Deadlock { chain, all_blocked } => {
+            report_deadlock(chain, all_blocked);
+            false
+        }
+        Outcome::Stopped { .. } => false,
+        _ => true,
+    }
+}
+
+/// Boot the dext once; `progress` hears about an I/O workload's bytes as they complete.
+pub fn boot_with_progress(
+    config: &BootConfig,
+    progress: Option<crate::workload::Progress>,
+) -> Report {
     crate::memory::install_iova_fault_handler(on_iova_fault);
     let _ = EMERGENCY_CONFIG.set((config.seed, config.variant.map(|v| v.name), config.page_size));
     let info = class_info(config.variant);
@@ -244,6 +337,12 @@ pub fn boot(config: &BootConfig) -> Report {
         Outcome::TimeLimit { .. } | Outcome::Finished => {}
     }
     let started = with_world(|w| w.family.registered);
+    let mut action_result = ActionResult::default();
+    if let (false, true, Some(action)) = (stopped, started, config.action.as_ref()) {
+        if !run_action(&mut scheduler, action, progress, &mut action_result) {
+            stopped = true;
+        }
+    }
     if !stopped && with_world(|w| w.family.controller != 0) {
         scheduler.spawn("kernel", stop_phase);
         let outcome = scheduler.run();
@@ -265,6 +364,9 @@ pub fn boot(config: &BootConfig) -> Report {
         outcome_text,
     );
     report.started = started;
+    report.io = action_result.io;
+    report.scsi = action_result.scsi;
+    report.action_error = action_result.error;
     report.personality = config.matched.as_ref().map(|m| m.explanation.clone());
     report.virtual_time_ns = virtual_time_ns;
     report.scheduling_points = scheduling_points;

@@ -49,6 +49,20 @@ pub fn print_report(report: &Report, json: bool) {
             report.targets.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
         }
     );
+    for d in &report.disks {
+        println!(
+            "disk               target {} LUN {}: {} {} rev {}, serial {}",
+            d.target, d.lun, d.vendor, d.product, d.revision, d.serial
+        );
+        println!(
+            "                   {} bytes ({:.2} GiB), {}-byte blocks, write cache {}",
+            d.capacity_bytes,
+            d.capacity_bytes as f64 / (1u64 << 30) as f64,
+            d.block_size,
+            if d.write_cache { "enabled" } else { "disabled" }
+        );
+        println!("                   partition scheme: {}", d.partition_scheme);
+    }
     println!("virtual time       {:.3} ms", report.virtual_time_ns as f64 / 1e6);
     println!("violations         {}", report.violations.len());
     for v in &report.violations {

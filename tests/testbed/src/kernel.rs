@@ -2,15 +2,14 @@
 //! DriverKit rules it enforces (DRIVERKIT.md §1–§5). Every rule the dext breaks becomes a
 //! [`Violation`](crate::verifier::Violation) naming the rule, the queue, the call and the values.
 
-use dkraid_core::abi::{dk_scsi_user_parallel_response, dk_scsi_user_parallel_task};
 use dkraid_core::IOReturn;
 
 use crate::memory::Prepared;
 use crate::runtime::{self, Obj};
 use crate::sched::{self, WaitFor};
 use crate::world::{
-    self, call_on_queue, dext_call, ioreturn_name, set_last_result, violation, with_world,
-    PendingTask, Timer, SDK_QUEUE_BINDINGS,
+    self, call_on_queue, dext_call, ioreturn_name, set_last_result, violation, with_world, Timer,
+    SDK_QUEUE_BINDINGS,
 };
 
 const OK: i32 = 0;
@@ -394,149 +393,14 @@ fn probe_and_attach(target: u64) -> i32 {
     if r != OK {
         return r;
     }
-    // TEST UNIT READY: any TASK_COMPLETE means a device is there.
-    let response = run_task(target, &[0u8; 6]);
-    match response {
-        Some(resp) if resp.fServiceResponse == 2 => {
-            with_world(|w| w.family.targets.insert(target));
-            OK
-        }
-        _ => IOReturn::kIOReturnNoDevice.0,
-    }
-}
-
-/// Send one task to the dext and wait for its completion. `None` if it was not accepted.
-fn run_task(target: u64, cdb: &[u8]) -> Option<dk_scsi_user_parallel_response> {
-    let (task_id, handle) = with_world(|w| {
-        let id = w.family.task_ids.iter().copied().find(|id| !w.family.tasks_in_use.contains(id));
-        let id = id?;
-        w.family.tasks_in_use.insert(id);
-        w.family.next_action += 1;
-        Some((id, w.family.next_action))
-    })?;
-    let mut task = dk_scsi_user_parallel_task {
-        version: 1,
-        fTargetID: target,
-        fControllerTaskIdentifier: u64::from(task_id),
-        fTimeoutInMilliSec: 30_000,
-        fCommandSize: cdb.len() as u8,
-        ..Default::default()
-    };
-    task.fCommandDescriptorBlock[..cdb.len()].copy_from_slice(cdb);
-    let waiter = sched::current();
-    with_world(|w| {
-        w.family.pending.insert(
-            handle,
-            PendingTask {
-                task_id: u64::from(task_id),
-                target,
-                waiter,
-                response: None,
-                dropped: false,
-                data_buffer: None,
-            },
-        )
-    });
-    // SAFETY: creating a kernel-side OSAction has no preconditions.
-    let action = unsafe { runtime::dksim_kernel_action_new(handle) } as usize;
-    let object = controller() as usize;
-    let (r, service_response) = dext_call("UserProcessParallelTask", move || {
-        let mut service_response = u32::MAX;
-        // SAFETY: live controller and action; the task outlives the call.
-        let r = unsafe {
-            runtime::dksim_invoke_UserProcessParallelTask(
-                object as Obj,
-                (&task as *const dk_scsi_user_parallel_task).cast(),
-                &mut service_response,
-                action as Obj,
-            )
-        };
-        (r, service_response)
-    });
-    set_last_result("UserProcessParallelTask", ioreturn_name(r));
-    let result = if r != OK || service_response != 0 {
-        // Not accepted: completed at once as a delivery failure.
-        None
+    // The kernel's initial probe (SCSI.md steps 1-5): any TASK_COMPLETE to TEST UNIT READY
+    // means a device is there.
+    if crate::disk::probe_target(target) {
+        with_world(|w| w.family.targets.insert(target));
+        OK
     } else {
-        loop {
-            let done = with_world(|w| w.family.pending.get(&handle).and_then(|p| p.response));
-            if let Some(resp) = done {
-                break Some(resp);
-            }
-            sched::block(
-                "UserProcessParallelTask",
-                WaitFor::Other(format!("the completion of task {task_id} (target {target})")),
-            );
-        }
-    };
-    with_world(|w| {
-        w.family.pending.remove(&handle);
-        w.family.tasks_in_use.remove(&task_id);
-    });
-    // SAFETY: the kernel's own reference; the dext retained its own if it needed one.
-    unsafe { runtime::dksim_object_release(action as Obj) };
-    result
-}
-
-/// `ParallelTaskCompletion(action, response)`, dext → kernel (DRIVERKIT.md §5).
-pub fn task_completion(handle: u64, response: &dk_scsi_user_parallel_response) {
-    let pending = with_world(|w| {
-        w.family.pending.get(&handle).map(|p| (p.task_id, p.response.is_some(), p.waiter))
-    });
-    let Some((task_id, already, waiter)) = pending else {
-        violation(
-            "CompletionOfUnknownTask",
-            SECTION_IO,
-            format!("task={} action={handle}", response.fControllerTaskIdentifier),
-            "ParallelTaskCompletion for an action the kernel is not waiting on: a task completed \
-             twice, or after it was aborted"
-                .into(),
-        );
-        return;
-    };
-    if response.version != 1 {
-        violation(
-            "BadResponseVersion",
-            SECTION_IO,
-            format!("task={task_id} version={}", response.version),
-            format!(
-                "the completion of task {task_id} has version {}; the kernel accepts only \
-                 kScsiUserParallelTaskResponseCurrentVersion1 (1) and silently drops the rest, so \
-                 the I/O never completes",
-                response.version
-            ),
-        );
-        with_world(|w| {
-            if let Some(p) = w.family.pending.get_mut(&handle) {
-                p.dropped = true;
-            }
-        });
-        return;
+        IOReturn::kIOReturnNoDevice.0
     }
-    if already {
-        violation(
-            "DoubleCompletion",
-            SECTION_IO,
-            format!("task={task_id}"),
-            format!("task {task_id} was completed twice; each task completes exactly once"),
-        );
-        return;
-    }
-    if response.fControllerTaskIdentifier != task_id {
-        violation(
-            "CompletionTaskIdMismatch",
-            SECTION_IO,
-            format!("expected={task_id} got={}", response.fControllerTaskIdentifier),
-            "the response's fControllerTaskIdentifier is not the task's".into(),
-        );
-    }
-    with_world(|w| {
-        w.family.completions += 1;
-        if let Some(p) = w.family.pending.get_mut(&handle) {
-            p.response = Some(*response);
-        }
-    });
-    sched::wake(waiter);
 }
 
 // ------------------------------------------------------------------------------ timers --

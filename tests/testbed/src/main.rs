@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use dkraid_core::Stage;
 use dkraid_testbed::boot::{self, BootConfig, EmergencyOutput};
@@ -11,7 +11,7 @@ use dkraid_testbed::bundle::lint::{self, LintRequest};
 use dkraid_testbed::bundle::matching::{self, MatchRequest};
 use dkraid_testbed::bundle::{self as bundle_files, BuildSettings, Source};
 use dkraid_testbed::pci::SimPciDevice;
-use dkraid_testbed::{cli_output, trace, variants};
+use dkraid_testbed::{cli_output, passthrough, trace, variants, workload};
 
 #[derive(Parser)]
 #[command(name = "dkraid-sim", version, about = "Boot the dkraid dext on a simulated Mac")]
@@ -28,43 +28,98 @@ enum PageSize {
     K4,
 }
 
+/// How to boot: the flags `boot`, `io` and `scsi` share.
+#[derive(Args, Clone)]
+struct BootArgs {
+    /// Bring-up stage: pipeline, fake-block, single-io, full [default: the personality's
+    /// BringUpStage, else pipeline].
+    #[arg(long)]
+    stage: Option<String>,
+    /// Seed of the deterministic scheduler.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Boot a deliberately broken build (see `dkraid-sim variants`).
+    #[arg(long)]
+    variant: Option<String>,
+    /// IOVMPageSize of the simulated Mac.
+    #[arg(long, value_enum, default_value = "16k")]
+    page_size: PageSize,
+    /// The bundle's Info.plist (or a file holding one personality) [default: Info.plist].
+    #[arg(long, value_name = "FILE")]
+    personality: Option<PathBuf>,
+    /// The dext's entitlements [default: entitlements/DkRaidDriver.entitlements].
+    #[arg(long, value_name = "FILE")]
+    entitlements: Option<PathBuf>,
+    /// The simulated PCI function, VENDOR:DEVICE[:SUBVENDOR:SUBSYSTEM] in hex
+    /// [default: 1af4:10f0].
+    #[arg(long, value_name = "IDS")]
+    pci_device: Option<String>,
+    /// An Xcode build setting for $(NAME) in the bundle (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    settings: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Match the bundle's personality against the simulated PCI device, boot the dext, and
     /// report the timeline, the summary and every violation.
     Boot {
-        /// Bring-up stage: pipeline, fake-block, single-io, full [default: the personality's
-        /// BringUpStage, else pipeline].
-        #[arg(long)]
-        stage: Option<String>,
-        /// Seed of the deterministic scheduler.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Boot a deliberately broken build (see `dkraid-sim variants`).
-        #[arg(long)]
-        variant: Option<String>,
-        /// IOVMPageSize of the simulated Mac.
-        #[arg(long, value_enum, default_value = "16k")]
-        page_size: PageSize,
+        #[command(flatten)]
+        boot: BootArgs,
         /// Print one JSON object instead of the timeline and summary.
         #[arg(long)]
         json: bool,
         /// Write the run in Chrome Trace Event format (Perfetto, chrome://tracing).
         #[arg(long)]
         trace_out: Option<PathBuf>,
-        /// The bundle's Info.plist (or a file holding one personality) [default: Info.plist].
-        #[arg(long, value_name = "FILE")]
-        personality: Option<PathBuf>,
-        /// The dext's entitlements [default: entitlements/DkRaidDriver.entitlements].
-        #[arg(long, value_name = "FILE")]
-        entitlements: Option<PathBuf>,
-        /// The simulated PCI function, VENDOR:DEVICE[:SUBVENDOR:SUBSYSTEM] in hex
-        /// [default: 1af4:10f0].
-        #[arg(long, value_name = "IDS")]
-        pci_device: Option<String>,
-        /// An Xcode build setting for $(NAME) in the bundle (repeatable).
-        #[arg(long = "set", value_name = "NAME=VALUE")]
-        settings: Vec<String>,
+    },
+    /// Boot, then run a block workload through the whole stack (kernel model, dext, core,
+    /// backend) and report I/Os, bytes, throughput in wall time and latency in virtual time.
+    Io {
+        #[command(flatten)]
+        boot: BootArgs,
+        /// Write this many bytes (e.g. 1GiB).
+        #[arg(
+            long,
+            value_name = "SIZE",
+            conflicts_with = "read",
+            required_unless_present = "read"
+        )]
+        write: Option<String>,
+        /// Read this many bytes.
+        #[arg(long, value_name = "SIZE")]
+        read: Option<String>,
+        /// Bytes per I/O (e.g. 1MiB).
+        #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+        block: String,
+        /// I/Os in flight.
+        #[arg(long, default_value_t = 32)]
+        qd: u32,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Boot, then send one CDB to a target through the simulated kernel (an sg_raw for the
+    /// simulated Mac) and print the status, sense and data-in.
+    Scsi {
+        #[command(flatten)]
+        boot: BootArgs,
+        #[arg(long, default_value_t = 0)]
+        target: u64,
+        #[arg(long, default_value_t = 0)]
+        lun: u64,
+        /// The CDB in hex, e.g. "12 00 00 00 24 00".
+        #[arg(long, value_name = "HEX")]
+        cdb: String,
+        /// Data-in bytes to accept.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        alloc: u64,
+        /// Send this file as data-out.
+        #[arg(long, value_name = "FILE", conflicts_with = "alloc")]
+        data_out: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a DriverKit SCSI controller bundle without booting it: the personality, the
     /// entitlements, and QUEUENAME vs SetDispatchQueue in the sources.
@@ -170,93 +225,11 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Command::Boot {
-            stage,
-            seed,
-            variant,
-            page_size,
-            json,
-            trace_out,
-            personality,
-            entitlements,
-            pci_device,
-            settings,
-        } => {
-            let stage_override = match stage.as_deref().map(Stage::parse) {
-                None => None,
-                Some(Ok(s)) => Some(s),
-                Some(Err(e)) => {
-                    eprintln!("dkraid-sim: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let variant = match variant.as_deref().map(|n| (n, variants::find(n))) {
-                None => None,
-                Some((_, Some(v))) => Some(v),
-                Some((name, None)) => {
-                    let names: Vec<_> = variants::VARIANTS.iter().map(|v| v.name).collect();
-                    eprintln!(
-                        "dkraid-sim: no variant {name:?}; valid variants are {}",
-                        names.join(", ")
-                    );
-                    return ExitCode::from(2);
-                }
-            };
-            let device = match pci_device.as_deref().map(SimPciDevice::parse_ids) {
-                None => SimPciDevice::default(),
-                Some(Ok(d)) => d,
-                Some(Err(e)) => {
-                    eprintln!("dkraid-sim: --pci-device: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let settings = match build_settings(&settings) {
-                Ok(s) => s,
+        Command::Boot { boot: args, json, trace_out } => {
+            let config = match prepare(&args, json, None) {
+                Ok(c) => c,
                 Err(code) => return code,
             };
-            let mut config = BootConfig {
-                stage: stage_override.unwrap_or(Stage::Pipeline),
-                seed,
-                variant,
-                page_size: match page_size {
-                    PageSize::K16 => 16384,
-                    PageSize::K4 => 4096,
-                },
-                device,
-                ..BootConfig::default()
-            };
-            // The kernel matches the bundle before any dext code runs.
-            let request = MatchRequest {
-                plist: Source::or_shipped(personality.as_deref(), bundle_files::SHIPPED_PLIST),
-                entitlements: Source::or_shipped(
-                    entitlements.as_deref(),
-                    bundle_files::SHIPPED_DEXT_ENTITLEMENTS,
-                ),
-                settings,
-                device,
-                compiled: boot::compiled_classes(variant),
-                stage_override,
-            };
-            let matched = match matching::match_dext(&request) {
-                Ok(m) => m,
-                Err(refusal) => {
-                    cli_output::print_report(&boot::refused(&config, &refusal), json);
-                    return ExitCode::from(1);
-                }
-            };
-            let stage = matched.stage;
-            if stage != Stage::Pipeline {
-                eprintln!(
-                    "dkraid-sim: stage {stage} (from {}) is not built yet; this test-bed boots \
-                     stage pipeline (the SCSI emulation, fake block device and firmware stages \
-                     come with their issues)",
-                    matched.stage_source
-                );
-                return ExitCode::from(2);
-            }
-            config.stage = stage;
-            config.matched = Some(matched);
-            boot::set_emergency_output(EmergencyOutput { json });
             let report = boot::boot(&config);
             if let Some(path) = trace_out {
                 if let Err(e) =
@@ -267,13 +240,196 @@ fn main() -> ExitCode {
                 }
             }
             cli_output::print_report(&report, json);
-            if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            exit_for(&report)
+        }
+        Command::Io { boot: args, write, read, block, qd, json } => {
+            let (is_write, size) = match (&write, &read) {
+                (Some(w), _) => (true, w),
+                (None, Some(r)) => (false, r),
+                (None, None) => unreachable!("clap requires --write or --read"),
+            };
+            let sizes =
+                workload::parse_size(size).and_then(|t| Ok((t, workload::parse_size(&block)?)));
+            let (total_bytes, block_bytes) = match sizes {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("dkraid-sim: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let io =
+                workload::IoConfig { write: is_write, total_bytes, block_bytes, queue_depth: qd };
+            let config = match prepare(&args, json, Some(boot::Action::Io(io))) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(total_bytes),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let progress_bar = bar.clone();
+            let progress: workload::Progress =
+                std::rc::Rc::new(move |done| progress_bar.set_position(done));
+            let report = boot::boot_with_progress(&config, Some(progress));
+            bar.finish_and_clear();
+            print_action(&report, json, |r| {
+                if let Some(io) = &r.io {
+                    if json {
+                        let mut v = serde_json::to_value(io).unwrap_or_default();
+                        v["seed"] = r.seed.into();
+                        v["stage"] = r.stage.clone().into();
+                        v["violations"] = serde_json::to_value(&r.violations).unwrap_or_default();
+                        println!("{v}");
+                    } else {
+                        workload::print(io);
+                    }
+                }
+            })
+        }
+        Command::Scsi { boot: args, target, lun, cdb, alloc, data_out, json } => {
+            let cdb = match passthrough::parse_cdb(&cdb) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("dkraid-sim: --cdb: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let data_out = match data_out.as_deref().map(std::fs::read) {
+                None => None,
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => {
+                    eprintln!("dkraid-sim: --data-out: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let cmd = passthrough::ScsiCommand { target, lun, cdb, alloc, data_out };
+            let config = match prepare(&args, json, Some(boot::Action::Scsi(cmd))) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let report = boot::boot(&config);
+            print_action(&report, json, |r| {
+                if let Some(s) = &r.scsi {
+                    if json {
+                        println!("{}", serde_json::to_string(s).unwrap_or_default());
+                    } else {
+                        passthrough::print(s);
+                    }
+                }
+            })
         }
     }
+}
+
+/// 0 without violations, 1 with.
+fn exit_for(report: &boot::Report) -> ExitCode {
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Print an action's result; violations and an action that could not run go to stderr.
+fn print_action(report: &boot::Report, json: bool, print: impl Fn(&boot::Report)) -> ExitCode {
+    if let Some(e) = &report.action_error {
+        eprintln!("dkraid-sim: {e}");
+        return ExitCode::from(2);
+    }
+    print(report);
+    if !report.ok() {
+        if !json {
+            println!();
+        }
+        for v in &report.violations {
+            eprintln!("violation: {v}");
+        }
+    }
+    exit_for(report)
+}
+
+/// Parse the boot flags, match the bundle as the kernel does, and build the boot's config.
+fn prepare(
+    args: &BootArgs,
+    json: bool,
+    action: Option<boot::Action>,
+) -> Result<BootConfig, ExitCode> {
+    let stage_override = match args.stage.as_deref().map(Stage::parse) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            eprintln!("dkraid-sim: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let variant = match args.variant.as_deref().map(|n| (n, variants::find(n))) {
+        None => None,
+        Some((_, Some(v))) => Some(v),
+        Some((name, None)) => {
+            let names: Vec<_> = variants::VARIANTS.iter().map(|v| v.name).collect();
+            eprintln!("dkraid-sim: no variant {name:?}; valid variants are {}", names.join(", "));
+            return Err(ExitCode::from(2));
+        }
+    };
+    let device = match args.pci_device.as_deref().map(SimPciDevice::parse_ids) {
+        None => SimPciDevice::default(),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            eprintln!("dkraid-sim: --pci-device: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let settings = build_settings(&args.settings)?;
+    let mut config = BootConfig {
+        stage: stage_override.unwrap_or(Stage::Pipeline),
+        seed: args.seed,
+        variant,
+        page_size: match args.page_size {
+            PageSize::K16 => 16384,
+            PageSize::K4 => 4096,
+        },
+        device,
+        action,
+        ..BootConfig::default()
+    };
+    // The kernel matches the bundle before any dext code runs.
+    let request = MatchRequest {
+        plist: Source::or_shipped(args.personality.as_deref(), bundle_files::SHIPPED_PLIST),
+        entitlements: Source::or_shipped(
+            args.entitlements.as_deref(),
+            bundle_files::SHIPPED_DEXT_ENTITLEMENTS,
+        ),
+        settings,
+        device,
+        compiled: boot::compiled_classes(variant),
+        stage_override,
+    };
+    let matched = match matching::match_dext(&request) {
+        Ok(m) => m,
+        Err(refusal) => {
+            cli_output::print_report(&boot::refused(&config, &refusal), json);
+            return Err(ExitCode::from(1));
+        }
+    };
+    let stage = matched.stage;
+    if !matches!(stage, Stage::Pipeline | Stage::FakeBlock) {
+        eprintln!(
+            "dkraid-sim: stage {stage} (from {}) is not built yet; this test-bed boots stages \
+             pipeline and fake-block (the firmware stages come with the RAID controller)",
+            matched.stage_source
+        );
+        return Err(ExitCode::from(2));
+    }
+    config.stage = stage;
+    config.matched = Some(matched);
+    boot::set_emergency_output(EmergencyOutput { json });
+    Ok(config)
 }
 
 /// `--set NAME=VALUE` over the default build settings; exit status 2 on a bad one.

@@ -167,6 +167,27 @@ impl Memory {
         Ok(())
     }
 
+    /// Copy `data` into the start of buffer `h` (the kernel filling its own buffer).
+    pub fn fill(&mut self, h: u64, data: &[u8]) {
+        if let Some(b) = self.buffers.get_mut(&h) {
+            let n = data.len().min(b.capacity as usize);
+            // SAFETY: `ptr` is valid for `capacity` bytes and `n` is at most that.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), b.ptr, n) };
+        }
+    }
+
+    /// The first `n` bytes of buffer `h`.
+    pub fn contents(&self, h: u64, n: usize) -> Vec<u8> {
+        match self.buffers.get(&h) {
+            Some(b) => {
+                let n = n.min(b.capacity as usize);
+                // SAFETY: `ptr` is valid for `capacity` bytes and `n` is at most that.
+                unsafe { std::slice::from_raw_parts(b.ptr, n) }.to_vec()
+            }
+            None => Vec::new(),
+        }
+    }
+
     pub fn release_buffer(&mut self, h: u64) {
         self.buffers.remove(&h);
     }

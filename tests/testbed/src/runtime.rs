@@ -257,7 +257,7 @@ pub extern "C" fn dksim_parallel_task_completion(
         unsafe { std::ptr::read_unaligned(response.cast::<dk_scsi_user_parallel_response>()) };
     // SAFETY: `action` is an OSAction the dext holds.
     let handle = unsafe { dksim_action_kernel_handle(action) };
-    kernel::task_completion(handle, &response);
+    crate::tasks::task_completion(handle, &response);
 }
 
 // ---------------------------------------------------------------------- timers --

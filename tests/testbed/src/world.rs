@@ -74,6 +74,8 @@ pub struct Family {
     pub targets: BTreeSet<u64>,
     pub pending: BTreeMap<u64, PendingTask>,
     pub next_action: u64,
+    /// Kernel threads waiting for a free task.
+    pub task_waiters: Vec<ThreadId>,
     pub start_returned: bool,
     pub registered: bool,
     pub completions: u64,
@@ -145,6 +147,8 @@ pub struct World {
     pub timers: BTreeMap<u64, Timer>,
     pub pci_open: bool,
     pub object_baseline: u64,
+    /// Disks the disk driver attached (stage 1 and up).
+    pub disks: Vec<crate::disk::DiskReport>,
 }
 
 thread_local! {
@@ -171,6 +175,7 @@ impl World {
             timers: BTreeMap::new(),
             pci_open: false,
             object_baseline: 0,
+            disks: Vec::new(),
         }
     }
 
@@ -333,6 +338,10 @@ pub fn queue_for_method(method: &str) -> u64 {
     })
 }
 
+/// The virtual cost of one user/kernel crossing (a DriverKit IPC message): what makes I/O
+/// latency in virtual time mean something, and why bundled mode exists (DRIVERKIT.md §5).
+pub const IPC_CROSSING_NS: u64 = 2_000;
+
 /// Run `f` on `queue` and wait for its result. On the queue's own thread it runs inline (a
 /// call nested in a call chain that thread is serving); elsewhere it is posted and the caller
 /// blocks, waiting for that queue, until it ran.
@@ -344,6 +353,7 @@ pub fn call_on_queue<R: 'static>(
 ) -> R {
     let target = queue_thread(queue);
     let here = sched::current();
+    sched::advance_ns(IPC_CROSSING_NS);
     if allow_inline && target == Some(here) {
         return traced(call, f);
     }

@@ -1,0 +1,357 @@
+//! Where a task completes: the kernel's side of one SCSI task — a task ID from the pool the dext
+//! mapped, a data buffer mapped through the IOMMU, `UserProcessParallelTask` on its queue, and
+//! the completion the dext sends back, checked against DRIVERKIT.md §5 (response version, task
+//! ID, exactly once).
+
+use dkraid_core::abi::{dk_scsi_user_parallel_response, dk_scsi_user_parallel_task};
+
+use crate::runtime::{self, Obj};
+use crate::sched::{self, WaitFor};
+use crate::world::{dext_call, ioreturn_name, set_last_result, violation, with_world, PendingTask};
+
+const SECTION_IO: &str = "DRIVERKIT.md §5";
+
+/// Which way the data goes (fTransferDirection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    None,
+    /// Host → device (1).
+    Out,
+    /// Device → host (2).
+    In,
+}
+
+impl Direction {
+    const fn abi(self) -> u8 {
+        match self {
+            Direction::None => 0,
+            Direction::Out => 1,
+            Direction::In => 2,
+        }
+    }
+}
+
+/// One command from a kernel client.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub target: u64,
+    pub lun: u64,
+    pub cdb: &'a [u8],
+    pub direction: Direction,
+    /// fRequestedTransferCount.
+    pub length: u64,
+    /// The bytes to send, for `Direction::Out` (shorter is zero-padded).
+    pub data_out: &'a [u8],
+}
+
+/// How a command ended, as the kernel sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// `None` when the dext did not accept the task (a delivery failure).
+    pub service_response: Option<u32>,
+    pub status: u32,
+    pub bytes: u64,
+    pub sense: Vec<u8>,
+    /// Device → host data, `bytes` long.
+    pub data: Vec<u8>,
+}
+
+impl Outcome {
+    pub fn good(&self) -> bool {
+        self.service_response == Some(2) && self.status == 0
+    }
+
+    /// (sense key, ASC, ASCQ) of fixed-format sense, if any.
+    pub fn sense_code(&self) -> Option<(u8, u8, u8)> {
+        if self.sense.len() >= 14 && self.sense[0] & 0x7F == 0x70 {
+            Some((self.sense[2] & 0x0F, self.sense[12], self.sense[13]))
+        } else {
+            None
+        }
+    }
+}
+
+fn controller() -> Obj {
+    with_world(|w| w.family.controller as Obj)
+}
+
+/// A free task ID, waiting for one if all are in use.
+fn take_task_id() -> Option<u32> {
+    loop {
+        let got = with_world(|w| {
+            if w.family.task_ids.is_empty() {
+                return Err(());
+            }
+            let id =
+                w.family.task_ids.iter().copied().find(|id| !w.family.tasks_in_use.contains(id));
+            if let Some(id) = id {
+                w.family.tasks_in_use.insert(id);
+            } else {
+                w.family.task_waiters.push(sched::current());
+            }
+            Ok(id)
+        });
+        match got {
+            Err(()) => return None,
+            Ok(Some(id)) => return Some(id),
+            Ok(None) => {
+                sched::block("UserProcessParallelTask", WaitFor::Other("a free task".into()))
+            }
+        }
+    }
+}
+
+fn release_task_id(id: u32) {
+    let waiters = with_world(|w| {
+        w.family.tasks_in_use.remove(&id);
+        std::mem::take(&mut w.family.task_waiters)
+    });
+    for t in waiters {
+        sched::wake(t);
+    }
+}
+
+/// A kernel data buffer for the task: created, mapped through the IOMMU; its handle and IOVA.
+fn map_data(length: u64, data_out: &[u8]) -> Option<(u64, u64, u64)> {
+    with_world(|w| {
+        let buffer = w.memory.create_buffer(3, length, 64).ok()?;
+        w.memory.set_length(buffer, length).ok()?;
+        if !data_out.is_empty() {
+            w.memory.fill(buffer, data_out);
+        }
+        let command = w.memory.create_command(64);
+        let prepared = w.memory.prepare(command, buffer, 0, 0).ok()?;
+        Some((buffer, command, prepared.mapping.iova))
+    })
+}
+
+/// Send one task to the dext and wait for its completion.
+pub fn run(req: &Request<'_>) -> Outcome {
+    let not_accepted = Outcome {
+        service_response: None,
+        status: 0,
+        bytes: 0,
+        sense: Vec::new(),
+        data: Vec::new(),
+    };
+    let Some(task_id) = take_task_id() else {
+        return not_accepted;
+    };
+    let handle = with_world(|w| {
+        w.family.next_action += 1;
+        w.family.next_action
+    });
+    let mapped = if req.direction != Direction::None && req.length > 0 {
+        map_data(req.length, req.data_out)
+    } else {
+        None
+    };
+    let cdb_len = req.cdb.len().min(16);
+    let mut task = dk_scsi_user_parallel_task {
+        version: 1,
+        fTargetID: req.target,
+        fControllerTaskIdentifier: u64::from(task_id),
+        fRequestedTransferCount: if mapped.is_some() { req.length } else { 0 },
+        fBufferIOVMAddr: mapped.map_or(0, |(_, _, iova)| iova),
+        fTimeoutInMilliSec: 30_000,
+        fCommandSize: cdb_len as u8,
+        fTransferDirection: if mapped.is_some() { req.direction.abi() } else { 0 },
+        ..Default::default()
+    };
+    task.fCommandDescriptorBlock[..cdb_len].copy_from_slice(&req.cdb[..cdb_len]);
+    // Single-level LUN, peripheral device addressing.
+    task.fLogicalUnitBytes[1] = (req.lun & 0xFF) as u8;
+    let waiter = sched::current();
+    with_world(|w| {
+        w.family.pending.insert(
+            handle,
+            PendingTask {
+                task_id: u64::from(task_id),
+                target: req.target,
+                waiter,
+                response: None,
+                dropped: false,
+                data_buffer: mapped.map(|(b, _, _)| b),
+            },
+        )
+    });
+    // SAFETY: creating a kernel-side OSAction has no preconditions.
+    let action = unsafe { runtime::dksim_kernel_action_new(handle) } as usize;
+    let object = controller() as usize;
+    let (r, service_response) = dext_call("UserProcessParallelTask", move || {
+        let mut service_response = u32::MAX;
+        // SAFETY: live controller and action; the task outlives the call.
+        let r = unsafe {
+            runtime::dksim_invoke_UserProcessParallelTask(
+                object as Obj,
+                (&task as *const dk_scsi_user_parallel_task).cast(),
+                &mut service_response,
+                action as Obj,
+            )
+        };
+        (r, service_response)
+    });
+    if r != 0 {
+        set_last_result("UserProcessParallelTask", ioreturn_name(r));
+    }
+    let response = if r != 0 || service_response != 0 {
+        // Not accepted: completed at once with that service response.
+        None
+    } else {
+        loop {
+            let done = with_world(|w| w.family.pending.get(&handle).and_then(|p| p.response));
+            if let Some(resp) = done {
+                break Some(resp);
+            }
+            sched::block(
+                "UserProcessParallelTask",
+                WaitFor::Other(format!("the completion of task {task_id} (target {})", req.target)),
+            );
+        }
+    };
+    let data = with_world(|w| {
+        w.family.pending.remove(&handle);
+        let mut data = Vec::new();
+        if let Some((buffer, command, _)) = mapped {
+            if let (Some(resp), Direction::In) = (&response, req.direction) {
+                let n = resp.fBytesTransferred.min(req.length) as usize;
+                data = w.memory.contents(buffer, n);
+            }
+            let _ = w.memory.complete(command);
+            w.memory.release_command(command);
+            w.memory.release_buffer(buffer);
+        }
+        data
+    });
+    release_task_id(task_id);
+    // SAFETY: the kernel's own reference; the dext retained its own if it needed one.
+    unsafe { runtime::dksim_object_release(action as Obj) };
+    if r == 0 {
+        let what = command_name(req.cdb);
+        let result = match &response {
+            Some(resp) if resp.fCompletionStatus == 0 => {
+                format!("{what}: GOOD, {} bytes", resp.fBytesTransferred)
+            }
+            Some(resp) if resp.fSenseLength >= 14 => format!(
+                "{what}: status {:#04x}, sense {:X}/{:02X}/{:02X}",
+                resp.fCompletionStatus,
+                resp.fSenseBuffer[2] & 0x0F,
+                resp.fSenseBuffer[12],
+                resp.fSenseBuffer[13]
+            ),
+            Some(resp) => format!(
+                "{what}: service response {}, status {:#04x}",
+                resp.fServiceResponse, resp.fCompletionStatus
+            ),
+            None => format!("{what}: not accepted (service response {service_response})"),
+        };
+        set_last_result("UserProcessParallelTask", result);
+    }
+    match response {
+        Some(resp) => {
+            let sense_len = usize::from(resp.fSenseLength).min(resp.fSenseBuffer.len());
+            Outcome {
+                service_response: Some(resp.fServiceResponse),
+                status: resp.fCompletionStatus,
+                bytes: resp.fBytesTransferred,
+                sense: resp.fSenseBuffer[..sense_len].to_vec(),
+                data,
+            }
+        }
+        None => Outcome { service_response: Some(service_response), ..not_accepted },
+    }
+}
+
+/// The command's name for the timeline.
+pub fn command_name(cdb: &[u8]) -> String {
+    let name = match cdb.first() {
+        Some(0x00) => "TEST UNIT READY",
+        Some(0x03) => "REQUEST SENSE",
+        Some(0x08) => "READ(6)",
+        Some(0x0A) => "WRITE(6)",
+        Some(0x12) if cdb.get(1).is_some_and(|b| b & 1 != 0) => "INQUIRY VPD",
+        Some(0x12) => "INQUIRY",
+        Some(0x15) => "MODE SELECT(6)",
+        Some(0x1A) => "MODE SENSE(6)",
+        Some(0x1B) => "START STOP UNIT",
+        Some(0x1E) => "PREVENT ALLOW MEDIUM REMOVAL",
+        Some(0x25) => "READ CAPACITY(10)",
+        Some(0x28) => "READ(10)",
+        Some(0x2A) => "WRITE(10)",
+        Some(0x2F) => "VERIFY(10)",
+        Some(0x35) => "SYNCHRONIZE CACHE(10)",
+        Some(0x42) => "UNMAP",
+        Some(0x55) => "MODE SELECT(10)",
+        Some(0x5A) => "MODE SENSE(10)",
+        Some(0x88) => "READ(16)",
+        Some(0x8A) => "WRITE(16)",
+        Some(0x9E) => "READ CAPACITY(16)",
+        Some(0xA0) => "REPORT LUNS",
+        Some(0xA8) => "READ(12)",
+        Some(0xAA) => "WRITE(12)",
+        _ => return format!("opcode {:#04x}", cdb.first().copied().unwrap_or(0)),
+    };
+    name.to_string()
+}
+
+/// `ParallelTaskCompletion(action, response)`, dext → kernel (DRIVERKIT.md §5).
+pub fn task_completion(handle: u64, response: &dk_scsi_user_parallel_response) {
+    sched::advance_ns(crate::world::IPC_CROSSING_NS);
+    let pending = with_world(|w| {
+        w.family.pending.get(&handle).map(|p| (p.task_id, p.response.is_some(), p.waiter))
+    });
+    let Some((task_id, already, waiter)) = pending else {
+        violation(
+            "CompletionOfUnknownTask",
+            SECTION_IO,
+            format!("task={} action={handle}", response.fControllerTaskIdentifier),
+            "ParallelTaskCompletion for an action the kernel is not waiting on: a task completed \
+             twice, or after it was aborted"
+                .into(),
+        );
+        return;
+    };
+    if response.version != 1 {
+        violation(
+            "BadResponseVersion",
+            SECTION_IO,
+            format!("task={task_id} version={}", response.version),
+            format!(
+                "the completion of task {task_id} has version {}; the kernel accepts only \
+                 kScsiUserParallelTaskResponseCurrentVersion1 (1) and silently drops the rest, so \
+                 the I/O never completes",
+                response.version
+            ),
+        );
+        with_world(|w| {
+            if let Some(p) = w.family.pending.get_mut(&handle) {
+                p.dropped = true;
+            }
+        });
+        return;
+    }
+    if already {
+        violation(
+            "DoubleCompletion",
+            SECTION_IO,
+            format!("task={task_id}"),
+            format!("task {task_id} was completed twice; each task completes exactly once"),
+        );
+        return;
+    }
+    if response.fControllerTaskIdentifier != task_id {
+        violation(
+            "CompletionTaskIdMismatch",
+            SECTION_IO,
+            format!("expected={task_id} got={}", response.fControllerTaskIdentifier),
+            "the response's fControllerTaskIdentifier is not the task's".into(),
+        );
+    }
+    with_world(|w| {
+        w.family.completions += 1;
+        if let Some(p) = w.family.pending.get_mut(&handle) {
+            p.response = Some(*response);
+        }
+    });
+    sched::wake(waiter);
+}
