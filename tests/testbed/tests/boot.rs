@@ -313,6 +313,8 @@ fn bad_arguments_are_named() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("valid stages are pipeline, fake-block, single-io, full"), "{err}");
-    let out = sim(&["boot", "--stage", "fake-block"]);
+    let out = sim(&["boot", "--stage", "full"]);
     assert_eq!(out.status.code(), Some(2), "stages not built yet are refused, not faked");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("stage full (from --stage) is not built yet"), "{err}");
 }
