@@ -483,6 +483,51 @@ kern_return_t IMPL(DkRaidController, UserInitializeTargetForID)
     return kIOReturnSuccess;
 }
 
+#if defined(DKRAID_VARIANT_SHORT_INQUIRY) || defined(DKRAID_VARIANT_INQUIRY_LENGTH_CHANGES) || \
+    defined(DKRAID_VARIANT_SHORT_MODE_SENSE) || defined(DKRAID_VARIANT_NEVER_READY)
+/* Broken on purpose: answers macOS's disk probe wrongly (stage 1 variants). */
+static void BreakResponseForVariant(const dk_scsi_user_parallel_task *task,
+                                    dk_scsi_user_parallel_response *out, uint8_t *data)
+{
+    const uint8_t *cdb = task->fCommandDescriptorBlock;
+    const bool standardInquiry = cdb[0] == 0x12 && (cdb[1] & 1) == 0;
+    (void)standardInquiry;
+    (void)data;
+#if defined(DKRAID_VARIANT_SHORT_INQUIRY)
+    /* Fewer bytes than asked for, though the data is there. */
+    if (standardInquiry && out->fBytesTransferred > 5) {
+        out->fBytesTransferred = 5;
+    }
+#endif
+#if defined(DKRAID_VARIANT_INQUIRY_LENGTH_CHANGES)
+    /* ADDITIONAL LENGTH shrunk to the allocation instead of the data truncated. */
+    if (standardInquiry && data != nullptr && out->fBytesTransferred > 4 && cdb[3] == 0 &&
+        cdb[4] <= 6) {
+        data[4] = 31;
+    }
+#endif
+#if defined(DKRAID_VARIANT_SHORT_MODE_SENSE)
+    /* Two bytes short of the requested count. */
+    if (cdb[0] == 0x1A && cdb[4] > 4 && out->fBytesTransferred > 4) {
+        out->fBytesTransferred -= 2;
+    }
+#endif
+#if defined(DKRAID_VARIANT_NEVER_READY)
+    /* NOT READY, becoming ready (04/01), forever. */
+    if (cdb[0] == 0x00 && out->fCompletionStatus == kSCSITaskStatus_GOOD) {
+        out->fCompletionStatus = kSCSITaskStatus_CHECK_CONDITION;
+        memset(out->fSenseBuffer, 0, sizeof(out->fSenseBuffer));
+        out->fSenseBuffer[0] = 0x70;
+        out->fSenseBuffer[2] = 0x02;
+        out->fSenseBuffer[7] = 0x0A;
+        out->fSenseBuffer[12] = 0x04;
+        out->fSenseBuffer[13] = 0x01;
+        out->fSenseLength = 18;
+    }
+#endif
+}
+#endif
+
 kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
 {
     dk_scsi_user_parallel_task task;
@@ -513,14 +558,18 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
     dk_scsi_user_parallel_response out = {};
     uint32_t disposition = DK_TASK_IN_PROCESS;
     ret = dk_process_parallel_task(ivars->core, &task, data, dataLength, &out, &disposition);
-    OSSafeReleaseNULL(dataMap);
-    OSSafeReleaseNULL(dataBuffer);
     if (ret != kIOReturnSuccess) {
         LogFailure("dk_process_parallel_task", ret);
+        OSSafeReleaseNULL(dataMap);
+        OSSafeReleaseNULL(dataBuffer);
         *response = kSCSIServiceResponse_SERVICE_DELIVERY_OR_TARGET_FAILURE;
         return kIOReturnSuccess;
     }
     *response = kSCSIServiceResponse_Request_In_Process;
+#if defined(DKRAID_VARIANT_SHORT_INQUIRY) || defined(DKRAID_VARIANT_INQUIRY_LENGTH_CHANGES) || \
+    defined(DKRAID_VARIANT_SHORT_MODE_SENSE) || defined(DKRAID_VARIANT_NEVER_READY)
+    BreakResponseForVariant(&task, &out, (uint8_t *)data);
+#endif
     if (disposition == DK_TASK_COMPLETED_NOW) {
         /* Completed inline: the action stays valid for this call, so no retain is needed. */
         CompleteTask(completion, &out);
@@ -532,6 +581,9 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
         /* Finished later from the interrupt path: keep the action alive until then. */
         completion->retain();
     }
+    /* The data is no longer touched: drop the mapping and the buffer reference. */
+    OSSafeReleaseNULL(dataMap);
+    OSSafeReleaseNULL(dataBuffer);
     return kIOReturnSuccess;
 }
 

@@ -149,7 +149,9 @@ pub fn probe_target(target: u64) -> bool {
     }
     // The disk driver starts on its own thread once the target exists.
     for lun in luns {
-        sched::spawn("IOSCSIBlockCommandsDevice", move || disk_driver(target, lun));
+        sched::spawn("IOSCSIBlockCommandsDevice", move || {
+            crate::world::traced("IOSCSIBlockCommandsDevice::start", || disk_driver(target, lun))
+        });
     }
     true
 }

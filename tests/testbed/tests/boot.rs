@@ -236,10 +236,43 @@ const EXPECTED: &[Expect] = &[
         values: "capacity=4096 alignment=4096 IOVMPageSize=16384",
         message: "Size and align per-task memory with IOVMPageSize",
     },
+    Expect {
+        variant: "short-inquiry",
+        rule: "ProbeShortInquiry",
+        queue: "AuxiliaryQueue",
+        call: "UserCreateTargetForID",
+        values: "step=2 allocation=6 transferred=5",
+        message: "INQUIRY with allocation length 6 must transfer exactly 6 bytes",
+    },
+    Expect {
+        variant: "inquiry-length-changes",
+        rule: "ProbeInquiryLengthChanged",
+        queue: "AuxiliaryQueue",
+        call: "UserCreateTargetForID",
+        values: "step=2 with_6=31 with_36=91",
+        message: "truncate the data, never the field",
+    },
+    Expect {
+        variant: "short-mode-sense",
+        rule: "ProbeModeSenseUnderrun",
+        queue: "IOSCSIBlockCommandsDevice",
+        call: "IOSCSIBlockCommandsDevice::start",
+        values: "step=7 requested=32 transferred=30",
+        message: "the transferred count must equal the requested count",
+    },
+    Expect {
+        variant: "never-ready",
+        rule: "ProbeNeverReady",
+        queue: "IOSCSIBlockCommandsDevice",
+        call: "IOSCSIBlockCommandsDevice::start",
+        values: "step=6",
+        message: "never became ready",
+    },
 ];
 
 fn check_variant(e: &Expect) {
-    let (code, json, _) = boot_json(&["--variant", e.variant]);
+    let stage = dkraid_testbed::variants::find(e.variant).expect("a listed variant").stage;
+    let (code, json, _) = boot_json(&["--variant", e.variant, "--stage", stage]);
     assert_eq!(code, 1, "{}: a broken variant must fail the boot: {json:#}", e.variant);
     assert_eq!(json["variant"], e.variant);
     let found = violations(&json);
@@ -251,7 +284,8 @@ fn check_variant(e: &Expect) {
     assert_eq!(v["call"], e.call, "{}: {v:#}", e.variant);
     assert!(v["values"].as_str().unwrap().starts_with(e.values), "{}: {v:#}", e.variant);
     assert!(v["message"].as_str().unwrap().contains(e.message), "{}: {v:#}", e.variant);
-    assert!(v["section"].as_str().unwrap().starts_with("DRIVERKIT.md §"), "{v:#}");
+    let section = v["section"].as_str().unwrap();
+    assert!(section.starts_with("DRIVERKIT.md §") || section.starts_with("SCSI.md"), "{v:#}");
 }
 
 #[test]
@@ -289,6 +323,10 @@ variant_tests! {
     variant_missing_constraint => 8,
     variant_deref_iova => 9,
     variant_fixed_4k_pages => 10,
+    variant_short_inquiry => 11,
+    variant_inquiry_length_changes => 12,
+    variant_short_mode_sense => 13,
+    variant_never_ready => 14,
 }
 
 #[test]
