@@ -153,7 +153,8 @@ fn check(what: &str, v: &Value, status: &str, bytes: u64, sense: Option<(u64, u6
 fn pass_through_every_command() {
     let a = |n: &str| ["--alloc".to_string(), n.to_string()];
     type Sense = Option<(u64, u64, u64)>;
-    let cases: Vec<(&str, &str, Vec<String>, &str, u64, Sense)> = vec![
+    type Case = (&'static str, &'static str, Vec<String>, &'static str, u64, Sense);
+    let cases: Vec<Case> = vec![
         ("TEST UNIT READY", "00 00 00 00 00 00", vec![], "GOOD", 0, None),
         ("REQUEST SENSE", "03 00 00 00 12 00", a("18").to_vec(), "GOOD", 18, None),
         ("INQUIRY", "12 00 00 00 60 00", a("96").to_vec(), "GOOD", 96, None),
