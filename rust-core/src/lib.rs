@@ -10,6 +10,7 @@
 //! - [`stage`]: bring-up stages.
 //! - [`lifecycle`]: the controller call order the kernel drives, enforced.
 //! - [`task_pool`]: task IDs and per-task DMA frames (`UserMapHBAData`), slot states.
+//! - [`firmware`]: the RAID controller's wire format and the reply ring, validated.
 //! - [`scsi`]: the SCSI target emulator (CDB decode, sense, SPC/SBC) and its backends.
 //! - [`targets`]: pending target operations, one at a time, and the targets that exist.
 //! - [`controller`]: the core object that ties them together; what the FFI drives.
@@ -17,6 +18,7 @@
 
 pub mod abi;
 pub mod controller;
+pub mod firmware;
 pub mod ioreturn;
 pub mod lifecycle;
 pub mod limits;

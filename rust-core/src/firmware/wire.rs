@@ -1,0 +1,255 @@
+//! The controller's wire format: BAR0 registers, the init frame, request descriptors and frames
+//! (built in each task's pre-mapped DMA frame) and reply descriptors. Little-endian `zerocopy`
+//! structs; the simulated controller in the test-bed reads and writes the same types. Nothing
+//! the device writes is trusted: see [`super::reply`].
+
+use static_assertions::const_assert_eq;
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// BAR0 register offsets (32-bit registers).
+pub mod reg {
+    /// Firmware state (read-only): [`super::fw_state`] in bits 3..0, a fault code in 31..16.
+    pub const FW_STATE: u64 = 0x00;
+    /// Host → firmware commands ([`super::doorbell`]).
+    pub const DOORBELL: u64 = 0x04;
+    /// Interrupt status, write 1 to clear: bit 0 replies posted, bit 1 state changed.
+    pub const INTR_STATUS: u64 = 0x08;
+    pub const INTR_MASK: u64 = 0x0C;
+    /// The firmware's reply producer index (read-only).
+    pub const REPLY_PRODUCER: u64 = 0x10;
+    /// The host's reply consumer index.
+    pub const REPLY_CONSUMER: u64 = 0x14;
+    /// The host's request producer index.
+    pub const REQUEST_PRODUCER: u64 = 0x18;
+    /// The firmware's request consumer index (read-only).
+    pub const REQUEST_CONSUMER: u64 = 0x1C;
+    /// IOVA of the init frame, low and high halves.
+    pub const INIT_FRAME_LO: u64 = 0x20;
+    pub const INIT_FRAME_HI: u64 = 0x24;
+    /// IOC facts (read-only, valid from READY).
+    pub const MAX_COMMANDS: u64 = 0x30;
+    pub const MAX_TARGETS: u64 = 0x34;
+    pub const MAX_SGE: u64 = 0x38;
+    pub const MAX_TRANSFER_KIB: u64 = 0x3C;
+    /// The size of BAR0.
+    pub const BAR0_BYTES: u64 = 0x1000;
+}
+
+/// Firmware states.
+pub mod fw_state {
+    pub const RESET: u32 = 0x0;
+    pub const READY: u32 = 0x1;
+    pub const OPERATIONAL: u32 = 0x2;
+    pub const FAULT: u32 = 0xF;
+    pub const MASK: u32 = 0xF;
+}
+
+/// Doorbell commands.
+pub mod doorbell {
+    /// Take the init frame at INIT_FRAME and become OPERATIONAL.
+    pub const INIT: u32 = 0x1;
+    /// Drop everything in flight and return to READY.
+    pub const RESET: u32 = 0x2;
+    /// New requests up to REQUEST_PRODUCER.
+    pub const REQUEST: u32 = 0x3;
+}
+
+/// Request functions.
+pub mod function {
+    pub const SCSI_IO: u8 = 0x01;
+    pub const ABORT_TASK: u8 = 0x02;
+    pub const MANAGEMENT: u8 = 0x03;
+}
+
+/// "DKFW".
+pub const INIT_MAGIC: u32 = 0x5746_4B44;
+pub const INIT_VERSION: u16 = 1;
+
+/// The init frame the host hands the firmware.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct InitFrame {
+    pub magic: U32,
+    pub version: U16,
+    pub request_entries: U16,
+    pub reply_entries: U16,
+    pub reserved: U16,
+    pub msix_vector: U32,
+    pub request_ring: U64,
+    pub reply_ring: U64,
+}
+
+/// One request ring entry: which task, and where its frame is.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RequestDescriptor {
+    /// The task ID (SMID), 1..=N.
+    pub smid: U16,
+    pub function: u8,
+    pub reserved: u8,
+    pub frame_length: U32,
+    /// IOVA of the request frame in the task's DMA frame.
+    pub frame: U64,
+}
+
+/// Data direction in a request frame.
+pub mod direction {
+    pub const NONE: u8 = 0;
+    pub const TO_DEVICE: u8 = 1;
+    pub const FROM_DEVICE: u8 = 2;
+}
+
+/// The fixed part of a request frame; `sge_count` [`Sge`]s follow it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RequestFrame {
+    pub function: u8,
+    pub direction: u8,
+    pub cdb_length: u8,
+    pub sge_count: u8,
+    pub target: U16,
+    pub lun: U16,
+    pub timeout_ms: U32,
+    pub data_length: U32,
+    /// Where the firmware writes sense data (inside the same task frame).
+    pub sense_buffer: U64,
+    pub sense_length: U16,
+    /// For ABORT_TASK: the SMID to abort.
+    pub abort_smid: U16,
+    pub reserved: [u8; 4],
+    pub cdb: [u8; 16],
+}
+
+/// One scatter-gather element.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct Sge {
+    pub address: U64,
+    pub length: U32,
+    pub flags: U32,
+}
+
+/// Reply flags.
+pub mod reply_flags {
+    /// The phase of the lap this entry was written in; the host expects it to flip each wrap,
+    /// so a stale entry from the previous lap is recognised.
+    pub const PHASE: u8 = 0x01;
+    /// Sense data was written to the task's sense buffer.
+    pub const SENSE_VALID: u8 = 0x02;
+    /// The request was aborted or flushed by a reset.
+    pub const ABORTED: u8 = 0x04;
+}
+
+/// One reply ring entry, written by the firmware.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct ReplyDescriptor {
+    pub smid: U16,
+    pub scsi_status: u8,
+    pub flags: u8,
+    pub transferred: U32,
+}
+
+const_assert_eq!(core::mem::size_of::<InitFrame>(), 32);
+const_assert_eq!(core::mem::size_of::<RequestDescriptor>(), 16);
+const_assert_eq!(core::mem::size_of::<RequestFrame>(), 48);
+const_assert_eq!(core::mem::size_of::<Sge>(), 16);
+const_assert_eq!(core::mem::size_of::<ReplyDescriptor>(), 8);
+// A frame carries at least as many SGEs as one PrepareForDMA returns.
+static_assertions::const_assert!(frame_layout::MAX_SGE >= 32);
+
+/// Where things sit inside one task's DMA frame.
+pub mod frame_layout {
+    /// The request frame at the start.
+    pub const REQUEST: usize = 0;
+    /// Scatter-gather elements follow the fixed part.
+    pub const SGL: usize = 48;
+    /// The sense buffer at the end of the first KiB.
+    pub const SENSE: usize = 1024 - 256;
+    pub const SENSE_BYTES: usize = 256;
+    /// How many SGEs fit before the sense buffer.
+    pub const MAX_SGE: usize = (SENSE - SGL) / 16;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_round_trip_little_endian() {
+        let d = RequestDescriptor {
+            smid: U16::new(7),
+            function: function::SCSI_IO,
+            reserved: 0,
+            frame_length: U32::new(64),
+            frame: U64::new(0x1122_3344_5566_7788),
+        };
+        let bytes = d.as_bytes();
+        assert_eq!(&bytes[..2], &[7, 0]);
+        assert_eq!(&bytes[8..16], &[0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]);
+        assert_eq!(RequestDescriptor::read_from_bytes(bytes).unwrap(), d);
+        let r = ReplyDescriptor::read_from_bytes(&[3, 0, 2, 3, 0, 2, 0, 0]).unwrap();
+        assert_eq!((r.smid.get(), r.scsi_status, r.flags, r.transferred.get()), (3, 2, 3, 512));
+    }
+}
