@@ -49,6 +49,8 @@ struct DkRaidController_IVars {
     dk_platform platformTable;
     DkRaidPlatform platform;
     bool pciOpen;
+    /* Completions of tasks the hardware owns, retained until they complete (by task ID). */
+    OSAction *inFlight[DK_MAX_TASK_COUNT + 1];
 #if defined(DKRAID_VARIANT_BLOCKING_INIT)
     volatile bool deviceManagementAsked;
 #endif
@@ -258,6 +260,23 @@ kern_return_t IMPL(DkRaidController, Stop)
      * the controller, its queues and every DMA frame alive after Stop. */
     OSSafeReleaseNULL(ivars->targetTimer);
     OSSafeReleaseNULL(ivars->targetWorkAction);
+    /* Every task the hardware still owns completes now, exactly once, as a delivery failure. */
+    for (uint32_t id = 1; id <= DK_MAX_TASK_COUNT && ivars->core != nullptr; id++) {
+        OSAction *completion = ivars->inFlight[id];
+        if (completion == nullptr) {
+            continue;
+        }
+        ivars->inFlight[id] = nullptr;
+        dk_scsi_user_parallel_response failed = {};
+        kern_return_t ret = dk_fail_task(ivars->core, id, &failed);
+        if (ret == kIOReturnSuccess) {
+            CompleteTask(completion, &failed);
+            dk_task_delivered(ivars->core, id);
+        } else {
+            LogFailure("dk_fail_task", ret);
+        }
+        completion->release();
+    }
     if (ivars->core != nullptr) {
         kern_return_t ret = dk_stop_controller(ivars->core);
         if (ret != kIOReturnSuccess) {
@@ -577,9 +596,10 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
         if (ret != kIOReturnSuccess) {
             LogFailure("dk_task_delivered", ret);
         }
-    } else {
+    } else if (task.fControllerTaskIdentifier <= DK_MAX_TASK_COUNT) {
         /* Finished later from the interrupt path: keep the action alive until then. */
         completion->retain();
+        ivars->inFlight[task.fControllerTaskIdentifier] = completion;
     }
     /* The data is no longer touched: drop the mapping and the buffer reference. */
     OSSafeReleaseNULL(dataMap);

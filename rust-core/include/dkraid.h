@@ -24,6 +24,9 @@ extern "C" {
 /* Bumped on any incompatible change to this file; dk_platform and dk_core_config carry it. */
 #define DK_ABI_VERSION 1u
 
+/* The most tasks the core holds: task IDs are 1..=DK_MAX_TASK_COUNT. */
+#define DK_MAX_TASK_COUNT 256u
+
 /* An IOReturn / kern_return_t. Named values live in the core's IOReturn type. */
 typedef int32_t dk_ioreturn;
 
@@ -236,6 +239,11 @@ dk_ioreturn dk_process_parallel_task(dk_core *core, const dk_scsi_user_parallel_
  * hardware uses fBufferIOVMAddr. */
 dk_ioreturn dk_task_wants_data_buffer(dk_core *core, const dk_scsi_user_parallel_task *task,
                                       uint32_t *out_wants);
+/* Stop: complete an outstanding task with a delivery failure. Fills *out_response (version 1,
+ * SERVICE_DELIVERY_OR_TARGET_FAILURE, DeliveryFailure) for ParallelTaskCompletion; then call
+ * dk_task_delivered. kIOReturnNotPermitted if the task is not outstanding. */
+dk_ioreturn dk_fail_task(dk_core *core, uint64_t task_id,
+                         dk_scsi_user_parallel_response *out_response);
 /* The completion of `task_id` was handed to ParallelTaskCompletion: its slot is free again. */
 dk_ioreturn dk_task_delivered(dk_core *core, uint64_t task_id);
 /* UserInitializeTargetForID. */

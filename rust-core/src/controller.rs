@@ -213,6 +213,8 @@ pub struct Controller<P: Platform> {
     lifecycle: Lifecycle,
     pool: TaskPool,
     targets: Targets,
+    /// The target of each outstanding task, by slot (for responses built after the fact).
+    task_targets: [u64; limits::MAX_TASK_COUNT as usize],
     /// Stage 1's emulated disk, target 0 LUN 0.
     fake: Option<Emulator<FakeBlock>>,
 }
@@ -236,6 +238,7 @@ impl<P: Platform> Controller<P> {
             lifecycle: Lifecycle::new(),
             pool: TaskPool::new(),
             targets: Targets::new(),
+            task_targets: [0; limits::MAX_TASK_COUNT as usize],
             fake,
         })
     }
@@ -363,6 +366,7 @@ impl<P: Platform> Controller<P> {
         self.lifecycle.check(Call::UserProcessParallelTask)?;
         let id = self.pool.task(task.fControllerTaskIdentifier)?;
         self.pool.submit(id)?;
+        self.task_targets[(id.get() - 1) as usize] = task.fTargetID;
         *response = abi::dk_scsi_user_parallel_response {
             version: u64::from(abi::DK_SCSI_USER_PARALLEL_RESPONSE_VERSION),
             fTargetID: task.fTargetID,
@@ -403,6 +407,29 @@ impl<P: Platform> Controller<P> {
         }
         self.pool.complete(id)?;
         Ok(TaskDisposition::CompletedNow)
+    }
+
+    /// Complete an outstanding task with a delivery failure (Stop, reset): Submitted →
+    /// Completed, and the response to hand to the kernel.
+    pub fn fail_task(
+        &mut self,
+        task_id: u64,
+    ) -> Result<abi::dk_scsi_user_parallel_response, ControllerError> {
+        let id = self.pool.task(task_id)?;
+        self.pool.complete(id)?;
+        Ok(abi::dk_scsi_user_parallel_response {
+            version: u64::from(abi::DK_SCSI_USER_PARALLEL_RESPONSE_VERSION),
+            fTargetID: self.task_targets[(id.get() - 1) as usize],
+            fControllerTaskIdentifier: task_id,
+            fServiceResponse: abi::ServiceResponse::SERVICE_DELIVERY_OR_TARGET_FAILURE.0,
+            fCompletionStatus: abi::TaskStatus::DELIVERY_FAILURE.0,
+            ..Default::default()
+        })
+    }
+
+    /// Tasks submitted and not completed (the hardware owns them).
+    pub fn outstanding_tasks(&self) -> usize {
+        self.pool.count_in(crate::task_pool::SlotState::Submitted)
     }
 
     /// The completion of `task_id` reached the kernel: the slot is free again.
@@ -682,6 +709,28 @@ mod tests {
         c.map_hba_data().unwrap();
         c.start_controller().unwrap();
         assert_eq!(c.next_target_work().kind, abi::DK_TARGET_WORK_NONE);
+        c.teardown();
+    }
+
+    #[test]
+    fn stop_fails_outstanding_tasks_once() {
+        let mut c = Controller::new(FakePlatform::new(), &config(16384, 2)).unwrap();
+        boot_to_mapping(&mut c);
+        c.map_hba_data().unwrap();
+        c.map_hba_data().unwrap();
+        c.start_controller().unwrap();
+        // An outstanding task (as the hardware path leaves it).
+        let t = c.pool.task(2).unwrap();
+        c.pool.submit(t).unwrap();
+        c.task_targets[1] = 7;
+        assert_eq!(c.outstanding_tasks(), 1);
+        let r = c.fail_task(2).unwrap();
+        assert_eq!((r.version, r.fTargetID, r.fControllerTaskIdentifier), (1, 7, 2));
+        assert_eq!((r.fServiceResponse, r.fCompletionStatus), (1, 5));
+        assert!(c.fail_task(2).is_err(), "exactly once");
+        assert!(c.fail_task(1).is_err(), "task 1 was not outstanding");
+        c.task_delivered(2).unwrap();
+        assert_eq!(c.outstanding_tasks(), 0);
         c.teardown();
     }
 }

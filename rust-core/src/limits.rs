@@ -4,7 +4,7 @@
 use crate::abi;
 
 /// The most tasks the core can hold (the size of the slot array).
-pub const MAX_TASK_COUNT: u32 = 256;
+pub const MAX_TASK_COUNT: u32 = abi::DK_MAX_TASK_COUNT;
 /// Tasks reported by `UserReportMaximumTaskCount` unless the personality says otherwise.
 pub const DEFAULT_TASK_COUNT: u32 = 128;
 

@@ -424,6 +424,28 @@ pub unsafe extern "C" fn dk_task_wants_data_buffer(
     }
 }
 
+/// Complete an outstanding task with a delivery failure (Stop, reset).
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `out_response` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_fail_task(
+    core: *mut dk_core,
+    task_id: u64,
+    out_response: *mut dk_scsi_user_parallel_response,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_fail_task";
+    if out_response.is_null() {
+        return fail(format_args!("{CALL}: out_response is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, CALL, |c| c.fail_task(task_id)) } {
+        // SAFETY: forwarded from the caller.
+        Ok(response) => unsafe { write_out(out_response, response, CALL) },
+        Err(status) => status,
+    }
+}
+
 /// The completion of `task_id` was delivered to the kernel.
 ///
 /// # Safety
