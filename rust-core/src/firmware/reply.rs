@@ -73,14 +73,16 @@ impl ReplyRing {
 
     /// Consume every entry up to `producer`: `read(index)` fetches an entry from the ring's
     /// memory; each valid reply moves its task Submitted → Completed and is passed to
-    /// `completed`; each invalid one is passed to `dropped` and changes nothing. Returns the
-    /// new consumer index for the REPLY_CONSUMER register.
+    /// `completed`; an event notification (SMID `EVENT_SMID` with the EVENT flag) goes to
+    /// `event` with its sequence number; each invalid entry is passed to `dropped` and changes
+    /// nothing. Returns the new consumer index for the REPLY_CONSUMER register.
     pub fn drain(
         &mut self,
         producer: u32,
         mut read: impl FnMut(u16) -> ReplyDescriptor,
         pool: &mut TaskPool,
         mut completed: impl FnMut(TaskId, ReplyDescriptor),
+        mut event: impl FnMut(u32),
         mut dropped: impl FnMut(ReplyError),
     ) -> u16 {
         if producer >= u32::from(self.entries) {
@@ -99,9 +101,14 @@ impl ReplyRing {
                 dropped(ReplyError::StaleEntry { index });
                 break;
             }
-            match check(index, &reply, pool) {
-                Ok(task) => completed(task, reply),
-                Err(e) => dropped(e),
+            if reply.smid.get() == super::wire::EVENT_SMID && reply.flags & reply_flags::EVENT != 0
+            {
+                event(reply.transferred.get());
+            } else {
+                match check(index, &reply, pool) {
+                    Ok(task) => completed(task, reply),
+                    Err(e) => dropped(e),
+                }
             }
             self.consumer += 1;
             if self.consumer == self.entries {
@@ -176,6 +183,7 @@ mod tests {
             |i| entries[i as usize],
             &mut pool,
             |t, _| done.push(t.get()),
+            |_| {},
             |e| bad.push(e),
         );
         assert_eq!(done, [2, 3]);
@@ -199,9 +207,39 @@ mod tests {
             |_| reply(1, 1),
             &mut pool,
             |_, _| panic!("nothing completes"),
+            |_| {},
             |e| bad.push(e),
         );
         assert_eq!(bad, [ReplyError::ProducerOutOfRange { producer: 9, entries: 8 }]);
+        pool.teardown(&mut p);
+    }
+
+    #[test]
+    fn event_notifications_are_not_tasks() {
+        let (mut p, mut pool) = pool(4, &[1]);
+        let mut ring = ReplyRing::new(4).unwrap();
+        let event = ReplyDescriptor {
+            smid: U16::new(super::super::wire::EVENT_SMID),
+            scsi_status: 0,
+            flags: 1 | reply_flags::EVENT,
+            transferred: U32::new(42),
+        };
+        let entries = [event, reply(1, 1)];
+        let (mut events, mut done) = (Vec::new(), Vec::new());
+        ring.drain(
+            2,
+            |i| entries[i as usize],
+            &mut pool,
+            |t, _| done.push(t.get()),
+            |s| events.push(s),
+            |e| panic!("{e}"),
+        );
+        assert_eq!((events, done), (std::vec![42], std::vec![1]));
+        // 0xFFFF without the EVENT flag is a bogus SMID.
+        let mut bad = Vec::new();
+        let fake_event = ReplyDescriptor { flags: 1, ..event };
+        ring.drain(3, |_| fake_event, &mut pool, |_, _| panic!(), |_| panic!(), |e| bad.push(e));
+        assert_eq!(bad, [ReplyError::BadSmid { index: 2, smid: 0xFFFF }]);
         pool.teardown(&mut p);
     }
 
@@ -210,10 +248,31 @@ mod tests {
         let (mut p, mut pool) = pool(4, &[1, 2, 3, 4]);
         let mut ring = ReplyRing::new(2).unwrap();
         let mut done = Vec::new();
-        ring.drain(1, |_| reply(1, 1), &mut pool, |t, _| done.push(t.get()), |e| panic!("{e}"));
-        ring.drain(0, |_| reply(2, 1), &mut pool, |t, _| done.push(t.get()), |e| panic!("{e}"));
+        ring.drain(
+            1,
+            |_| reply(1, 1),
+            &mut pool,
+            |t, _| done.push(t.get()),
+            |_| {},
+            |e| panic!("{e}"),
+        );
+        ring.drain(
+            0,
+            |_| reply(2, 1),
+            &mut pool,
+            |t, _| done.push(t.get()),
+            |_| {},
+            |e| panic!("{e}"),
+        );
         // Lap 1 expects phase 0.
-        ring.drain(1, |_| reply(3, 0), &mut pool, |t, _| done.push(t.get()), |e| panic!("{e}"));
+        ring.drain(
+            1,
+            |_| reply(3, 0),
+            &mut pool,
+            |t, _| done.push(t.get()),
+            |_| {},
+            |e| panic!("{e}"),
+        );
         assert_eq!(done, [1, 2, 3]);
         pool.teardown(&mut p);
     }
@@ -238,6 +297,7 @@ mod tests {
                     |i| ReplyDescriptor::read_from_bytes(&bytes[usize::from(i) * 8..usize::from(i) * 8 + 8]).unwrap(),
                     &mut pool,
                     |t, _| completed.push(t.get()),
+                    |_| {},
                     |_| {},
                 );
             }

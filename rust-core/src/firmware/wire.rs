@@ -178,6 +178,177 @@ pub struct Sge {
     pub flags: U32,
 }
 
+/// Management opcodes (a MANAGEMENT request's [`MgmtFrame::opcode`]).
+pub mod mgmt {
+    /// Fills a [`super::ControllerInfo`].
+    pub const CONTROLLER_INFO: u8 = 0x01;
+    /// Fills an array of [`super::VolumeEntry`] (up to the buffer's size); `transferred` says
+    /// how many bytes.
+    pub const LIST_VOLUMES: u8 = 0x02;
+    /// Fills an array of [`super::DriveEntry`].
+    pub const LIST_DRIVES: u8 = 0x03;
+    /// Fills [`super::EventEntry`]s with sequence > args[0].
+    pub const EVENTS_SINCE: u8 = 0x04;
+    /// args: [level (0, 1, 5, 10), strip bytes, drive bitmap low, drive bitmap high].
+    pub const CREATE_VOLUME: u8 = 0x10;
+    /// args: [volume id].
+    pub const DELETE_VOLUME: u8 = 0x11;
+    /// args: [drive id, 1 = make spare / 0 = clear].
+    pub const SET_HOT_SPARE: u8 = 0x12;
+    /// args: [volume id, drive id].
+    pub const START_REBUILD: u8 = 0x13;
+}
+
+/// A MANAGEMENT request frame (in the task's DMA frame, instead of a [`RequestFrame`]).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct MgmtFrame {
+    pub function: u8,
+    pub opcode: u8,
+    pub reserved: [u8; 2],
+    pub buffer_length: U32,
+    /// IOVA of the data buffer (results, or nothing).
+    pub buffer: U64,
+    pub args: [U32; 4],
+}
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct ControllerInfo {
+    pub max_commands: U32,
+    pub max_targets: U32,
+    pub drives: U32,
+    pub volumes: U32,
+    pub firmware_version: [u8; 16],
+    pub serial: [u8; 16],
+}
+
+/// Volume states (StorCLI vocabulary).
+pub mod volume_state {
+    pub const OPTIMAL: u8 = 0;
+    pub const DEGRADED: u8 = 1;
+    pub const PARTIALLY_DEGRADED: u8 = 2;
+    pub const OFFLINE: u8 = 3;
+    pub const REBUILDING: u8 = 4;
+}
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct VolumeEntry {
+    /// The volume's ID, which is also its SCSI target ID.
+    pub id: U16,
+    pub state: u8,
+    pub level: u8,
+    pub block_size: U32,
+    pub capacity_blocks: U64,
+    pub strip_bytes: U32,
+    pub rebuild_percent: u8,
+    pub reserved: [u8; 3],
+    pub drives: U64,
+}
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct DriveEntry {
+    pub id: U16,
+    /// 0 online, 1 offline, 2 unconfigured good, 3 unconfigured bad, 4 rebuild, 5 hot spare,
+    /// 6 missing.
+    pub state: u8,
+    pub reserved: u8,
+    pub volume: U32,
+    pub capacity_bytes: U64,
+}
+
+/// Asynchronous event codes.
+pub mod event {
+    pub const DRIVE_FAILED: u16 = 1;
+    pub const VOLUME_DEGRADED: u16 = 2;
+    pub const REBUILD_STARTED: u16 = 3;
+    pub const REBUILD_PROGRESS: u16 = 4;
+    pub const REBUILD_FINISHED: u16 = 5;
+    pub const VOLUME_CREATED: u16 = 6;
+    pub const VOLUME_DELETED: u16 = 7;
+    pub const VOLUME_OFFLINE: u16 = 8;
+    pub const SPARE_ACTIVE: u16 = 9;
+}
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct EventEntry {
+    pub sequence: U64,
+    pub code: U16,
+    pub volume: U16,
+    pub drive: U16,
+    /// Rebuild progress in percent, where it applies.
+    pub percent: u8,
+    pub reserved: u8,
+}
+
+/// The SMID of an asynchronous event notification on the reply ring (never a task ID):
+/// `transferred` carries the event's sequence number (low 32 bits); the host fetches it with
+/// EVENTS_SINCE.
+pub const EVENT_SMID: u16 = 0xFFFF;
+
 /// Reply flags.
 pub mod reply_flags {
     /// The phase of the lap this entry was written in; the host expects it to flip each wrap,
@@ -187,6 +358,8 @@ pub mod reply_flags {
     pub const SENSE_VALID: u8 = 0x02;
     /// The request was aborted or flushed by a reset.
     pub const ABORTED: u8 = 0x04;
+    /// An asynchronous event notification (SMID [`super::EVENT_SMID`]), not a task's reply.
+    pub const EVENT: u8 = 0x08;
 }
 
 /// One reply ring entry, written by the firmware.
@@ -216,6 +389,11 @@ const_assert_eq!(core::mem::size_of::<RequestDescriptor>(), 16);
 const_assert_eq!(core::mem::size_of::<RequestFrame>(), 48);
 const_assert_eq!(core::mem::size_of::<Sge>(), 16);
 const_assert_eq!(core::mem::size_of::<ReplyDescriptor>(), 8);
+const_assert_eq!(core::mem::size_of::<MgmtFrame>(), 32);
+const_assert_eq!(core::mem::size_of::<ControllerInfo>(), 48);
+const_assert_eq!(core::mem::size_of::<VolumeEntry>(), 32);
+const_assert_eq!(core::mem::size_of::<DriveEntry>(), 16);
+const_assert_eq!(core::mem::size_of::<EventEntry>(), 16);
 // A frame carries at least as many SGEs as one PrepareForDMA returns.
 static_assertions::const_assert!(frame_layout::MAX_SGE >= 32);
 
