@@ -7,5 +7,5 @@ pub mod reply;
 pub mod request;
 pub mod wire;
 
-pub use reply::{ReplyError, ReplyRing};
+pub use reply::{Reply, ReplyError, ReplyRing};
 pub use request::{RequestError, RequestRing};

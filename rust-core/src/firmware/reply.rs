@@ -72,21 +72,20 @@ impl ReplyRing {
     }
 
     /// Consume every entry up to `producer`: `read(index)` fetches an entry from the ring's
-    /// memory; each valid reply moves its task Submitted → Completed and is passed to
-    /// `completed`; an event notification (SMID `EVENT_SMID` with the EVENT flag) goes to
-    /// `event` with its sequence number; each invalid entry is passed to `dropped` and changes
-    /// nothing. Returns the new consumer index for the REPLY_CONSUMER register.
+    /// memory, and `on` hears about each one. A task's valid reply moves it Submitted →
+    /// Completed ([`Reply::Task`]); an event notification ([`Reply::Event`]) and the driver's
+    /// own control request ([`Reply::Control`]) are passed on; anything invalid is
+    /// [`Reply::Dropped`] and changes nothing. Returns the new consumer index for the
+    /// REPLY_CONSUMER register.
     pub fn drain(
         &mut self,
         producer: u32,
         mut read: impl FnMut(u16) -> ReplyDescriptor,
         pool: &mut TaskPool,
-        mut completed: impl FnMut(TaskId, ReplyDescriptor),
-        mut event: impl FnMut(u32),
-        mut dropped: impl FnMut(ReplyError),
+        mut on: impl FnMut(Reply),
     ) -> u16 {
         if producer >= u32::from(self.entries) {
-            dropped(ReplyError::ProducerOutOfRange { producer, entries: self.entries });
+            on(Reply::Dropped(ReplyError::ProducerOutOfRange { producer, entries: self.entries }));
             return self.consumer;
         }
         let producer = producer as u16;
@@ -98,16 +97,18 @@ impl ReplyRing {
             let reply = read(index);
             if reply.flags & reply_flags::PHASE != self.phase {
                 // Not written yet: stop here and look again at the next interrupt.
-                dropped(ReplyError::StaleEntry { index });
+                on(Reply::Dropped(ReplyError::StaleEntry { index }));
                 break;
             }
-            if reply.smid.get() == super::wire::EVENT_SMID && reply.flags & reply_flags::EVENT != 0
-            {
-                event(reply.transferred.get());
+            let smid = reply.smid.get();
+            if smid == super::wire::EVENT_SMID && reply.flags & reply_flags::EVENT != 0 {
+                on(Reply::Event(reply.transferred.get()));
+            } else if smid == super::wire::CONTROL_SMID {
+                on(Reply::Control(reply));
             } else {
                 match check(index, &reply, pool) {
-                    Ok(task) => completed(task, reply),
-                    Err(e) => dropped(e),
+                    Ok(task) => on(Reply::Task(task, reply)),
+                    Err(e) => on(Reply::Dropped(e)),
                 }
             }
             self.consumer += 1;
@@ -118,6 +119,19 @@ impl ReplyRing {
         }
         self.consumer
     }
+}
+
+/// What one reply entry turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A task's reply; the task is now Completed.
+    Task(TaskId, ReplyDescriptor),
+    /// An asynchronous event notification with this sequence number.
+    Event(u32),
+    /// The reply to the driver's control request.
+    Control(ReplyDescriptor),
+    /// An entry that was not used, and why.
+    Dropped(ReplyError),
 }
 
 /// A reply is good if its SMID names an outstanding task; that task becomes Completed.
@@ -170,23 +184,40 @@ mod tests {
         }
     }
 
+    /// Drain and sort what happened: (tasks completed, events, control replies, dropped).
+    #[derive(Debug, Default)]
+    struct Seen {
+        tasks: Vec<u64>,
+        events: Vec<u32>,
+        control: usize,
+        dropped: Vec<ReplyError>,
+    }
+
+    fn drain(
+        ring: &mut ReplyRing,
+        producer: u32,
+        read: impl FnMut(u16) -> ReplyDescriptor,
+        pool: &mut TaskPool,
+    ) -> (u16, Seen) {
+        let mut seen = Seen::default();
+        let consumer = ring.drain(producer, read, pool, |r| match r {
+            Reply::Task(t, _) => seen.tasks.push(t.get()),
+            Reply::Event(e) => seen.events.push(e),
+            Reply::Control(_) => seen.control += 1,
+            Reply::Dropped(e) => seen.dropped.push(e),
+        });
+        (consumer, seen)
+    }
+
     #[test]
     fn good_bogus_duplicate_and_stale_replies() {
         let (mut p, mut pool) = pool(8, &[1, 2, 3]);
         let mut ring = ReplyRing::new(8).unwrap();
         let entries =
             [reply(2, 1), reply(0, 1), reply(9, 1), reply(2, 1), reply(3, 1), reply(1, 0)];
-        let mut done = Vec::new();
-        let mut bad = Vec::new();
-        let consumer = ring.drain(
-            6,
-            |i| entries[i as usize],
-            &mut pool,
-            |t, _| done.push(t.get()),
-            |_| {},
-            |e| bad.push(e),
-        );
-        assert_eq!(done, [2, 3]);
+        let (consumer, seen) = drain(&mut ring, 6, |i| entries[i as usize], &mut pool);
+        assert_eq!(seen.tasks, [2, 3]);
+        let bad = &seen.dropped;
         assert_eq!(bad[0], ReplyError::BadSmid { index: 1, smid: 0 });
         assert_eq!(bad[1], ReplyError::BadSmid { index: 2, smid: 9 });
         assert!(matches!(
@@ -201,45 +232,32 @@ mod tests {
             "task 1 still waits"
         );
         assert!(bad[2].to_string().starts_with("DuplicateReply: reply entry 3 completes task 2"));
-        let mut bad = Vec::new();
-        ring.drain(
-            9,
-            |_| reply(1, 1),
-            &mut pool,
-            |_, _| panic!("nothing completes"),
-            |_| {},
-            |e| bad.push(e),
-        );
-        assert_eq!(bad, [ReplyError::ProducerOutOfRange { producer: 9, entries: 8 }]);
+        let (_, seen) = drain(&mut ring, 9, |_| reply(1, 1), &mut pool);
+        assert!(seen.tasks.is_empty());
+        assert_eq!(seen.dropped, [ReplyError::ProducerOutOfRange { producer: 9, entries: 8 }]);
         pool.teardown(&mut p);
     }
 
     #[test]
-    fn event_notifications_are_not_tasks() {
+    fn events_and_control_replies_are_not_tasks() {
         let (mut p, mut pool) = pool(4, &[1]);
-        let mut ring = ReplyRing::new(4).unwrap();
+        let mut ring = ReplyRing::new(8).unwrap();
         let event = ReplyDescriptor {
             smid: U16::new(super::super::wire::EVENT_SMID),
             scsi_status: 0,
             flags: 1 | reply_flags::EVENT,
             transferred: U32::new(42),
         };
-        let entries = [event, reply(1, 1)];
-        let (mut events, mut done) = (Vec::new(), Vec::new());
-        ring.drain(
-            2,
-            |i| entries[i as usize],
-            &mut pool,
-            |t, _| done.push(t.get()),
-            |s| events.push(s),
-            |e| panic!("{e}"),
-        );
-        assert_eq!((events, done), (std::vec![42], std::vec![1]));
-        // 0xFFFF without the EVENT flag is a bogus SMID.
-        let mut bad = Vec::new();
+        let control = reply(super::super::wire::CONTROL_SMID, 1);
         let fake_event = ReplyDescriptor { flags: 1, ..event };
-        ring.drain(3, |_| fake_event, &mut pool, |_, _| panic!(), |_| panic!(), |e| bad.push(e));
-        assert_eq!(bad, [ReplyError::BadSmid { index: 2, smid: 0xFFFF }]);
+        let entries = [event, reply(1, 1), control, fake_event];
+        let (_, seen) = drain(&mut ring, 4, |i| entries[i as usize], &mut pool);
+        assert_eq!((seen.tasks, seen.events, seen.control), (std::vec![1], std::vec![42], 1));
+        assert_eq!(
+            seen.dropped,
+            [ReplyError::BadSmid { index: 3, smid: 0xFFFF }],
+            "0xFFFF without EVENT"
+        );
         pool.teardown(&mut p);
     }
 
@@ -247,33 +265,11 @@ mod tests {
     fn the_phase_flips_each_lap() {
         let (mut p, mut pool) = pool(4, &[1, 2, 3, 4]);
         let mut ring = ReplyRing::new(2).unwrap();
-        let mut done = Vec::new();
-        ring.drain(
-            1,
-            |_| reply(1, 1),
-            &mut pool,
-            |t, _| done.push(t.get()),
-            |_| {},
-            |e| panic!("{e}"),
-        );
-        ring.drain(
-            0,
-            |_| reply(2, 1),
-            &mut pool,
-            |t, _| done.push(t.get()),
-            |_| {},
-            |e| panic!("{e}"),
-        );
+        let (_, a) = drain(&mut ring, 1, |_| reply(1, 1), &mut pool);
+        let (_, b) = drain(&mut ring, 0, |_| reply(2, 1), &mut pool);
         // Lap 1 expects phase 0.
-        ring.drain(
-            1,
-            |_| reply(3, 0),
-            &mut pool,
-            |t, _| done.push(t.get()),
-            |_| {},
-            |e| panic!("{e}"),
-        );
-        assert_eq!(done, [1, 2, 3]);
+        let (_, c) = drain(&mut ring, 1, |_| reply(3, 0), &mut pool);
+        assert_eq!((a.tasks, b.tasks, c.tasks), (std::vec![1], std::vec![2], std::vec![3]));
         pool.teardown(&mut p);
     }
 
@@ -292,14 +288,13 @@ mod tests {
             let mut completed = Vec::new();
             for producer in producers {
                 let producer = producer % 80; // sometimes out of range
-                ring.drain(
+                let (_, seen) = drain(
+                    &mut ring,
                     producer,
                     |i| ReplyDescriptor::read_from_bytes(&bytes[usize::from(i) * 8..usize::from(i) * 8 + 8]).unwrap(),
                     &mut pool,
-                    |t, _| completed.push(t.get()),
-                    |_| {},
-                    |_| {},
                 );
+                completed.extend(seen.tasks);
             }
             let mut seen = completed.clone();
             seen.sort_unstable();

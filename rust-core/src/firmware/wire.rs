@@ -344,6 +344,10 @@ pub struct EventEntry {
     pub reserved: u8,
 }
 
+/// The SMID of the driver's own control request (management, the stage 2 read): never a
+/// task ID, and at most one in flight.
+pub const CONTROL_SMID: u16 = 0xFFFE;
+
 /// The SMID of an asynchronous event notification on the reply ring (never a task ID):
 /// `transferred` carries the event's sequence number (low 32 bits); the host fetches it with
 /// EVENTS_SINCE.

@@ -137,6 +137,18 @@ impl FakePlatform {
         self.buffers.get(&handle.0).map(|b| b.iova)
     }
 
+    /// The device's view of memory: the bytes at `iova..iova + len` of a live, prepared buffer,
+    /// or `None` (a fake device uses this to play the hardware's DMA).
+    pub fn dma(&mut self, iova: u64, len: usize) -> Option<&mut [u8]> {
+        let b = self.buffers.values().find(|b| {
+            b.prepared && iova >= b.iova && iova + len as u64 <= b.iova + b.layout.size() as u64
+        })?;
+        let offset = (iova - b.iova) as usize;
+        // SAFETY: the buffer owns `layout.size()` bytes at `ptr` and the range was checked to
+        // lie inside it; the returned borrow is tied to `&mut self`, so no other access overlaps.
+        Some(unsafe { std::slice::from_raw_parts_mut(b.ptr.add(offset), len) })
+    }
+
     fn round_up_to_page(&self, n: u64) -> u64 {
         n.div_ceil(self.page_size) * self.page_size
     }
