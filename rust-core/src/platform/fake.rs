@@ -144,9 +144,10 @@ impl FakePlatform {
             b.prepared && iova >= b.iova && iova + len as u64 <= b.iova + b.layout.size() as u64
         })?;
         let offset = (iova - b.iova) as usize;
-        // SAFETY: the buffer owns `layout.size()` bytes at `ptr` and the range was checked to
-        // lie inside it; the returned borrow is tied to `&mut self`, so no other access overlaps.
-        Some(unsafe { std::slice::from_raw_parts_mut(b.ptr.add(offset), len) })
+        let start = b.ptr.wrapping_add(offset);
+        // SAFETY: the buffer owns `layout.size()` bytes at `ptr` and `offset..offset + len` was
+        // checked to lie inside it; the borrow is tied to `&mut self`, so nothing overlaps it.
+        Some(unsafe { std::slice::from_raw_parts_mut(start, len) })
     }
 
     fn round_up_to_page(&self, n: u64) -> u64 {
