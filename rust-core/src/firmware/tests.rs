@@ -1,0 +1,299 @@
+//! The firmware driver against a small firmware played by the test on the fake platform's
+//! registers and memory: bring-up, I/O, bogus replies, timeouts with aborts, reset.
+
+extern crate std;
+
+use std::vec::Vec;
+
+use zerocopy::little_endian::{U16, U32};
+use zerocopy::{FromBytes, IntoBytes};
+
+use super::driver::{Firmware, FirmwareError, Step, INIT_TIMEOUT_NS};
+use super::wire::{
+    doorbell, frame_layout, function, fw_state, reg, reply_flags, InitFrame, ReplyDescriptor,
+    RequestDescriptor, RequestFrame, CONTROL_SMID, INIT_MAGIC,
+};
+use crate::abi;
+use crate::limits::{FrameLayout, PageSize};
+use crate::platform::fake::FakePlatform;
+use crate::task_pool::{SlotState, TaskId, TaskPool};
+
+/// The firmware's side, as the test plays it.
+struct Device {
+    request_ring: u64,
+    reply_ring: u64,
+    entries: u16,
+    request_consumer: u16,
+    reply_producer: u16,
+    phase: u8,
+}
+
+fn set(p: &mut FakePlatform, offset: u64, value: u32) {
+    p.registers.insert((0, offset), u64::from(value));
+}
+
+fn get(p: &FakePlatform, offset: u64) -> u32 {
+    p.registers.get(&(0, offset)).copied().unwrap_or(0) as u32
+}
+
+impl Device {
+    /// Power on: READY with facts.
+    fn ready(p: &mut FakePlatform) {
+        set(p, reg::FW_STATE, fw_state::READY);
+        set(p, reg::MAX_COMMANDS, 256);
+        set(p, reg::MAX_TARGETS, 128);
+        set(p, reg::MAX_SGE, 32);
+        set(p, reg::MAX_TRANSFER_KIB, 8192);
+    }
+
+    /// Handle the INIT doorbell.
+    fn init(p: &mut FakePlatform) -> Device {
+        assert_eq!(get(p, reg::DOORBELL), doorbell::INIT);
+        let iova =
+            u64::from(get(p, reg::INIT_FRAME_LO)) | (u64::from(get(p, reg::INIT_FRAME_HI)) << 32);
+        let init =
+            InitFrame::read_from_bytes(p.dma(iova, 32).expect("the init frame is mapped")).unwrap();
+        assert_eq!(init.magic.get(), INIT_MAGIC);
+        set(p, reg::FW_STATE, fw_state::OPERATIONAL);
+        Device {
+            request_ring: init.request_ring.get(),
+            reply_ring: init.reply_ring.get(),
+            entries: init.request_entries.get(),
+            request_consumer: 0,
+            reply_producer: 0,
+            phase: reply_flags::PHASE,
+        }
+    }
+
+    /// Take every posted request: (descriptor, frame).
+    fn take(&mut self, p: &mut FakePlatform) -> Vec<(RequestDescriptor, RequestFrame)> {
+        let producer = get(p, reg::REQUEST_PRODUCER) as u16;
+        let mut out = Vec::new();
+        while self.request_consumer != producer {
+            let at = self.request_ring + u64::from(self.request_consumer) * 16;
+            let d = RequestDescriptor::read_from_bytes(p.dma(at, 16).unwrap()).unwrap();
+            let f = RequestFrame::read_from_bytes(p.dma(d.frame.get(), 48).unwrap()).unwrap();
+            out.push((d, f));
+            self.request_consumer = (self.request_consumer + 1) % self.entries;
+        }
+        set(p, reg::REQUEST_CONSUMER, u32::from(self.request_consumer));
+        out
+    }
+
+    fn reply(&mut self, p: &mut FakePlatform, smid: u16, status: u8, flags: u8, transferred: u32) {
+        let r = ReplyDescriptor {
+            smid: U16::new(smid),
+            scsi_status: status,
+            flags: flags | self.phase,
+            transferred: U32::new(transferred),
+        };
+        let at = self.reply_ring + u64::from(self.reply_producer) * 8;
+        p.dma(at, 8).unwrap().copy_from_slice(r.as_bytes());
+        self.reply_producer += 1;
+        if self.reply_producer == self.entries {
+            self.reply_producer = 0;
+            self.phase ^= reply_flags::PHASE;
+        }
+        set(p, reg::REPLY_PRODUCER, u32::from(self.reply_producer));
+        set(p, reg::INTR_STATUS, 1);
+    }
+}
+
+const TASKS: u32 = 8;
+
+fn setup() -> (FakePlatform, TaskPool, Firmware, Device) {
+    let mut p = FakePlatform::with_page_size(4096);
+    let mut pool = TaskPool::new();
+    pool.set_count(TASKS).unwrap();
+    let layout = FrameLayout::for_page_size(PageSize::new(4096).unwrap());
+    for _ in 0..TASKS {
+        pool.map_next(&mut p, layout).unwrap();
+    }
+    let mut fw = Firmware::new();
+    fw.start(&mut p, TASKS, 0).unwrap();
+    assert!(matches!(fw.step(&mut p, 0), Step::Pending { .. }), "still in RESET");
+    Device::ready(&mut p);
+    assert!(matches!(fw.step(&mut p, 1_000), Step::Pending { .. }), "init frame sent");
+    let dev = Device::init(&mut p);
+    assert_eq!(fw.step(&mut p, 2_000), Step::Operational);
+    (p, pool, fw, dev)
+}
+
+fn read_task(id: u64) -> abi::dk_scsi_user_parallel_task {
+    let mut t = abi::dk_scsi_user_parallel_task {
+        fTargetID: 1,
+        fControllerTaskIdentifier: id,
+        fCommandSize: 10,
+        fTransferDirection: 2,
+        fRequestedTransferCount: 512,
+        fBufferIOVMAddr: 0xD000_0000,
+        fTimeoutInMilliSec: 1_000,
+        ..Default::default()
+    };
+    t.fCommandDescriptorBlock[..10].copy_from_slice(&[0x28, 0, 0, 0, 0, 8, 0, 0, 1, 0]);
+    t
+}
+
+fn submit(
+    p: &mut FakePlatform,
+    pool: &mut TaskPool,
+    fw: &mut Firmware,
+    id: u64,
+    now: u64,
+) -> TaskId {
+    let task = pool.task(id).unwrap();
+    pool.submit(task).unwrap();
+    fw.submit(p, pool, task, &read_task(id), now).unwrap();
+    task
+}
+
+fn interrupt(
+    p: &mut FakePlatform,
+    pool: &mut TaskPool,
+    fw: &mut Firmware,
+) -> Vec<(u64, abi::dk_scsi_user_parallel_response)> {
+    let mut done = Vec::new();
+    fw.interrupt(p, pool, |t, r| done.push((t.get(), r)));
+    done
+}
+
+#[test]
+fn bring_up_io_and_sense() {
+    let (mut p, mut pool, mut fw, mut dev) = setup();
+    assert_eq!(fw.facts().max_commands, 256);
+    submit(&mut p, &mut pool, &mut fw, 3, 0);
+    submit(&mut p, &mut pool, &mut fw, 5, 0);
+    let taken = dev.take(&mut p);
+    assert_eq!(taken.len(), 2);
+    let (d, f) = taken[0];
+    assert_eq!(
+        (d.smid.get(), f.function, f.cdb[0], f.data_length.get()),
+        (3, function::SCSI_IO, 0x28, 512)
+    );
+    // Task 5 fails with sense written into its frame's sense buffer.
+    let sense_iova = taken[1].1.sense_buffer.get();
+    let mut sense = [0u8; 18];
+    sense[0] = 0x70;
+    sense[2] = 3;
+    sense[7] = 10;
+    sense[12] = 0x11;
+    p.dma(sense_iova, 18).unwrap().copy_from_slice(&sense);
+    dev.reply(&mut p, 3, 0, 0, 512);
+    dev.reply(&mut p, 5, 2, reply_flags::SENSE_VALID, 0);
+    let done = interrupt(&mut p, &mut pool, &mut fw);
+    assert_eq!(done.len(), 2);
+    let r3 = &done[0].1;
+    assert_eq!(
+        (done[0].0, r3.version, r3.fServiceResponse, r3.fCompletionStatus, r3.fBytesTransferred),
+        (3, 1, 2, 0, 512)
+    );
+    let r5 = &done[1].1;
+    assert_eq!(
+        (r5.fCompletionStatus, r5.fSenseLength, r5.fSenseBuffer[2], r5.fSenseBuffer[12]),
+        (2, 18, 3, 0x11)
+    );
+    assert_eq!(get(&p, reg::REPLY_CONSUMER), 2);
+    assert_eq!(pool.state(pool.task(3).unwrap()), Ok(SlotState::Completed));
+    fw.release(&mut p);
+    pool.teardown(&mut p);
+    assert_eq!(p.live_buffers(), 0, "rings and frames all released");
+}
+
+#[test]
+fn bogus_and_duplicate_replies_complete_nothing() {
+    let (mut p, mut pool, mut fw, mut dev) = setup();
+    submit(&mut p, &mut pool, &mut fw, 2, 0);
+    dev.take(&mut p);
+    dev.reply(&mut p, 7, 0, 0, 512); // never submitted
+    dev.reply(&mut p, 0, 0, 0, 512); // SMID 0
+    dev.reply(&mut p, 2, 0, 0, 512);
+    dev.reply(&mut p, 2, 0, 0, 512); // duplicate
+    dev.reply(&mut p, CONTROL_SMID, 0, 0, 0); // no control request in flight
+    let done = interrupt(&mut p, &mut pool, &mut fw);
+    assert_eq!(done.iter().map(|d| d.0).collect::<Vec<_>>(), [2]);
+    assert_eq!(fw.dropped_replies, 4);
+    // A producer index outside the ring is refused whole.
+    set(&mut p, reg::REPLY_PRODUCER, 999);
+    assert!(interrupt(&mut p, &mut pool, &mut fw).is_empty());
+    fw.release(&mut p);
+    pool.teardown(&mut p);
+}
+
+#[test]
+fn a_timed_out_task_is_aborted_then_completed_once() {
+    let (mut p, mut pool, mut fw, mut dev) = setup();
+    submit(&mut p, &mut pool, &mut fw, 4, 0);
+    dev.take(&mut p);
+    assert!(!fw.tick(&mut p, &pool, 500_000_000), "not yet");
+    assert!(!fw.tick(&mut p, &pool, 1_000_000_001), "timed out: abort, no reset");
+    let taken = dev.take(&mut p);
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        (taken[0].0.smid.get(), taken[0].1.function, taken[0].1.abort_smid.get()),
+        (CONTROL_SMID, function::ABORT_TASK, 4)
+    );
+    assert_eq!(
+        pool.state(pool.task(4).unwrap()),
+        Ok(SlotState::Submitted),
+        "not completed before the abort is confirmed"
+    );
+    dev.reply(&mut p, CONTROL_SMID, 0, 0, 0);
+    let done = interrupt(&mut p, &mut pool, &mut fw);
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].0, done[0].1.fServiceResponse, done[0].1.fCompletionStatus), (4, 1, 0x01));
+    // The firmware's late reply for the aborted task is dropped.
+    dev.reply(&mut p, 4, 0, 0, 512);
+    assert!(interrupt(&mut p, &mut pool, &mut fw).is_empty());
+    fw.release(&mut p);
+    pool.teardown(&mut p);
+}
+
+#[test]
+fn an_abort_that_never_returns_asks_for_a_reset_which_completes_everything_once() {
+    let (mut p, mut pool, mut fw, mut dev) = setup();
+    for id in [1, 2, 3] {
+        submit(&mut p, &mut pool, &mut fw, id, 0);
+    }
+    dev.take(&mut p);
+    dev.reply(&mut p, 2, 0, 0, 512);
+    assert_eq!(interrupt(&mut p, &mut pool, &mut fw).len(), 1);
+    assert!(!fw.tick(&mut p, &pool, 2_000_000_000));
+    assert!(fw.tick(&mut p, &pool, 8_000_000_000), "the abort timed out: reset");
+    let mut done = Vec::new();
+    fw.reset(&mut p, &mut pool, 8_000_000_000, |t, r| done.push((t.get(), r.fCompletionStatus)));
+    done.sort_unstable();
+    assert_eq!(done, [(1, 0x08), (3, 0x08)], "BUSY, retryable, exactly once each");
+    assert_eq!(get(&p, reg::DOORBELL), doorbell::RESET);
+    // Bring-up again from READY.
+    set(&mut p, reg::FW_STATE, fw_state::READY);
+    assert!(matches!(fw.step(&mut p, 8_000_001_000), Step::Pending { .. }));
+    let _dev = Device::init(&mut p);
+    assert_eq!(fw.step(&mut p, 8_000_002_000), Step::Operational);
+    fw.release(&mut p);
+    pool.teardown(&mut p);
+}
+
+#[test]
+fn bring_up_failures_are_named_and_bounded() {
+    let mut p = FakePlatform::with_page_size(4096);
+    let mut fw = Firmware::new();
+    fw.start(&mut p, 4, 0).unwrap();
+    assert!(matches!(fw.step(&mut p, INIT_TIMEOUT_NS - 1), Step::Pending { .. }));
+    assert_eq!(
+        fw.step(&mut p, INIT_TIMEOUT_NS),
+        Step::Failed(FirmwareError::Timeout { waiting_for: "READY" })
+    );
+    fw.release(&mut p);
+    let mut fw = Firmware::new();
+    fw.start(&mut p, 4, 0).unwrap();
+    set(&mut p, reg::FW_STATE, fw_state::FAULT | (0x1234 << 16));
+    let step = fw.step(&mut p, 1);
+    assert_eq!(step, Step::Failed(FirmwareError::Fault { code: 0x1234 }));
+    assert_eq!(
+        std::format!("{}", FirmwareError::Fault { code: 0x1234 }),
+        "FirmwareFault: fault code 0x1234"
+    );
+    fw.release(&mut p);
+    assert_eq!(p.live_buffers(), 0);
+    let _ = frame_layout::SENSE;
+}
