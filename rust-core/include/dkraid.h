@@ -244,6 +244,13 @@ dk_ioreturn dk_task_wants_data_buffer(dk_core *core, const dk_scsi_user_parallel
  * dk_task_delivered. kIOReturnNotPermitted if the task is not outstanding. */
 dk_ioreturn dk_fail_task(dk_core *core, uint64_t task_id,
                          dk_scsi_user_parallel_response *out_response);
+/* Stages 2 and 3, from the interrupt handler and the timer: bring the firmware up, process
+ * replies, run the stage's own work, time out, reset. Responses of completed tasks are written
+ * to `out_responses` (capacity at least the task count); complete each with its retained
+ * OSAction, then dk_task_delivered. *out_poll_in_ns: arm the timer that far ahead (0: wait for
+ * an interrupt). Stages 0 and 1: nothing to do. */
+dk_ioreturn dk_service(dk_core *core, uint64_t now_ns, dk_scsi_user_parallel_response *out_responses,
+                       uint32_t capacity, uint32_t *out_count, uint64_t *out_poll_in_ns);
 /* The completion of `task_id` was handed to ParallelTaskCompletion: its slot is free again. */
 dk_ioreturn dk_task_delivered(dk_core *core, uint64_t task_id);
 /* UserInitializeTargetForID. */

@@ -5,6 +5,7 @@
 use core::fmt;
 
 use crate::abi;
+use crate::hardware::Hardware;
 use crate::ioreturn::IOReturn;
 use crate::lifecycle::{Call, Lifecycle, OutOfOrder, State};
 use crate::limits::{self, FrameLayout, PageSize};
@@ -217,6 +218,8 @@ pub struct Controller<P: Platform> {
     task_targets: [u64; limits::MAX_TASK_COUNT as usize],
     /// Stage 1's emulated disk, target 0 LUN 0.
     fake: Option<Emulator<FakeBlock>>,
+    /// Stages 2 and 3: the controller through its firmware.
+    hardware: Option<Hardware>,
 }
 
 /// The target stage 1 exposes.
@@ -240,6 +243,8 @@ impl<P: Platform> Controller<P> {
             targets: Targets::new(),
             task_targets: [0; limits::MAX_TASK_COUNT as usize],
             fake,
+            hardware: matches!(config.stage, Stage::SingleIo | Stage::Full)
+                .then(|| Hardware::new(config.stage)),
         })
     }
 
@@ -397,6 +402,29 @@ impl<P: Platform> Controller<P> {
                     response.fSenseBuffer[..fixed.len()].copy_from_slice(&fixed);
                 }
             }
+            _ if self.hardware.is_some() && self.targets.is_reachable(task.fTargetID) => {
+                let now = self.platform.monotonic_time_ns();
+                let hw = self.hardware.as_mut().ok_or(ControllerError::NoTasksMapped)?;
+                if !hw.is_operational() {
+                    // The firmware is coming up (or back after a reset): the kernel retries.
+                    response.fServiceResponse = abi::ServiceResponse::TASK_COMPLETE.0;
+                    response.fCompletionStatus = abi::TaskStatus::BUSY.0;
+                } else {
+                    match hw.submit(&mut self.platform, &self.pool, id, task, now) {
+                        Ok(()) => return Ok(TaskDisposition::InProcess),
+                        Err(crate::firmware::RequestError::RingFull) => {
+                            response.fServiceResponse = abi::ServiceResponse::TASK_COMPLETE.0;
+                            response.fCompletionStatus = abi::TaskStatus::TASK_SET_FULL.0;
+                        }
+                        Err(e) => {
+                            log::error!("dkraid: {id} cannot be sent to the firmware: {e:?}");
+                            response.fServiceResponse =
+                                abi::ServiceResponse::SERVICE_DELIVERY_OR_TARGET_FAILURE.0;
+                            response.fCompletionStatus = abi::TaskStatus::DELIVERY_FAILURE.0;
+                        }
+                    }
+                }
+            }
             _ => {
                 // No such target: answer as the kernel expects for an absent ID
                 // (DRIVERKIT.md §1 step 7).
@@ -425,6 +453,50 @@ impl<P: Platform> Controller<P> {
             fCompletionStatus: abi::TaskStatus::DELIVERY_FAILURE.0,
             ..Default::default()
         })
+    }
+
+    /// Stages 2 and 3: interrupts and timers. Responses of tasks that completed go to `out`
+    /// (it must hold one per task); the number written, and when to be called again in ns
+    /// (0: on the next interrupt only).
+    pub fn service(
+        &mut self,
+        now_ns: u64,
+        out: &mut [abi::dk_scsi_user_parallel_response],
+    ) -> Result<(usize, u64), ControllerError> {
+        self.lifecycle.check(Call::UserProcessParallelTask)?;
+        let Some(hw) = self.hardware.as_mut() else {
+            return Ok((0, 0));
+        };
+        let tasks = self.pool.mapped();
+        if out.len() < tasks as usize {
+            return Err(ControllerError::Pool(PoolError::CountTooLarge {
+                requested: tasks,
+                max: out.len() as u32,
+            }));
+        }
+        let mut n = 0;
+        let task_targets = &self.task_targets;
+        let poll = hw.service(
+            &mut self.platform,
+            &mut self.pool,
+            &mut self.targets,
+            tasks,
+            now_ns,
+            |mut r| {
+                if let Some(slot) = out.get_mut(n) {
+                    let id = r.fControllerTaskIdentifier;
+                    r.fTargetID =
+                        task_targets.get((id.wrapping_sub(1)) as usize).copied().unwrap_or(0);
+                    *slot = r;
+                    n += 1;
+                }
+            },
+        );
+        Ok((n, poll))
+    }
+
+    pub fn hardware(&self) -> Option<&Hardware> {
+        self.hardware.as_ref()
     }
 
     /// Tasks submitted and not completed (the hardware owns them).
@@ -483,6 +555,9 @@ impl<P: Platform> Controller<P> {
 
     /// Release every DMA buffer. Safe in any state, any number of times.
     pub fn teardown(&mut self) {
+        if let Some(hw) = self.hardware.as_mut() {
+            hw.release(&mut self.platform);
+        }
         self.pool.teardown(&mut self.platform);
     }
 }

@@ -13,12 +13,14 @@
 //! - [`firmware`]: the RAID controller's wire format and the reply ring, validated.
 //! - [`scsi`]: the SCSI target emulator (CDB decode, sense, SPC/SBC) and its backends.
 //! - [`targets`]: pending target operations, one at a time, and the targets that exist.
+//! - [`hardware`]: stages 2 and 3 — bring-up, the stage's own work, replies, timeouts, reset.
 //! - [`controller`]: the core object that ties them together; what the FFI drives.
 #![cfg_attr(not(test), no_std)]
 
 pub mod abi;
 pub mod controller;
 pub mod firmware;
+pub mod hardware;
 pub mod ioreturn;
 pub mod lifecycle;
 pub mod limits;

@@ -424,6 +424,46 @@ pub unsafe extern "C" fn dk_task_wants_data_buffer(
     }
 }
 
+/// Stages 2 and 3: interrupts and timers.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `out_responses` NULL or valid for writes of
+/// `capacity` responses; `out_count` and `out_poll_in_ns` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_service(
+    core: *mut dk_core,
+    now_ns: u64,
+    out_responses: *mut dk_scsi_user_parallel_response,
+    capacity: u32,
+    out_count: *mut u32,
+    out_poll_in_ns: *mut u64,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_service";
+    if out_responses.is_null()
+        || !out_responses.is_aligned()
+        || out_count.is_null()
+        || out_poll_in_ns.is_null()
+    {
+        return fail(format_args!("{CALL}: a pointer is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: non-NULL and aligned (checked); the caller promises `capacity` writable entries
+    // not aliased for the duration of the call.
+    let out = unsafe { core::slice::from_raw_parts_mut(out_responses, capacity as usize) };
+    // SAFETY: forwarded from the caller.
+    match unsafe { with_controller(core, CALL, |c| c.service(now_ns, out)) } {
+        Ok((count, poll)) => {
+            // SAFETY: forwarded from the caller.
+            let r = unsafe { write_out(out_count, count as u32, CALL) };
+            if r != ok() {
+                return r;
+            }
+            // SAFETY: forwarded from the caller.
+            unsafe { write_out(out_poll_in_ns, poll, CALL) }
+        }
+        Err(status) => status,
+    }
+}
+
 /// Complete an outstanding task with a delivery failure (Stop, reset).
 ///
 /// # Safety

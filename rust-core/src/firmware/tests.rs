@@ -297,3 +297,134 @@ fn bring_up_failures_are_named_and_bounded() {
     assert_eq!(p.live_buffers(), 0);
     let _ = frame_layout::SENSE;
 }
+
+mod stages {
+    use super::*;
+    use crate::controller::{Controller, TaskDisposition};
+    use crate::firmware::wire::{mgmt, MgmtFrame, Sge, VolumeEntry};
+    use crate::hardware::TICK_NS;
+    use zerocopy::little_endian::U64;
+
+    fn controller(stage: u32) -> Controller<FakePlatform> {
+        let cfg = abi::dk_core_config {
+            abi_version: abi::DK_ABI_VERSION,
+            stage,
+            page_size: 4096,
+            max_task_count: 4,
+            ..Default::default()
+        };
+        let mut c = Controller::new(FakePlatform::with_page_size(4096), &cfg).unwrap();
+        c.start().unwrap();
+        c.initialize_controller().unwrap();
+        c.report_initiator_identifier().unwrap();
+        c.report_highest_supported_device_id().unwrap();
+        c.report_maximum_task_count().unwrap();
+        for _ in 0..4 {
+            c.map_hba_data().unwrap();
+        }
+        c.start_controller().unwrap();
+        c.does_hba_perform_device_management().unwrap();
+        c
+    }
+
+    fn service(
+        c: &mut Controller<FakePlatform>,
+        now: u64,
+    ) -> (Vec<abi::dk_scsi_user_parallel_response>, u64) {
+        let mut out = [abi::dk_scsi_user_parallel_response::default(); 8];
+        let (n, poll) = c.service(now, &mut out).unwrap();
+        (out[..n].to_vec(), poll)
+    }
+
+    /// Up to OPERATIONAL; the device's side.
+    fn bring_up(c: &mut Controller<FakePlatform>) -> Device {
+        assert!(service(c, 0).1 > 0, "waiting for READY, polling");
+        Device::ready(c.platform_mut());
+        service(c, 1_000);
+        let dev = Device::init(c.platform_mut());
+        let (_, poll) = service(c, 2_000);
+        assert!(poll > 0);
+        assert!(c.hardware().unwrap().is_operational());
+        dev
+    }
+
+    #[test]
+    fn stage_2_reads_lba_0_of_volume_0_once() {
+        let mut c = controller(abi::DK_STAGE_SINGLE_IO);
+        let mut dev = bring_up(&mut c);
+        let p = c.platform_mut();
+        let taken = dev.take(p);
+        assert_eq!(taken.len(), 1, "exactly one firmware read");
+        let (d, f) = taken[0];
+        assert_eq!(
+            (d.smid.get(), f.cdb[0], f.target.get(), f.data_length.get()),
+            (CONTROL_SMID, 0x28, 0, 512)
+        );
+        let sge = Sge::read_from_bytes(p.dma(d.frame.get() + 48, 16).unwrap()).unwrap();
+        p.dma(sge.address.get(), 8).unwrap().copy_from_slice(b"DKRAID\0\x01");
+        dev.reply(p, CONTROL_SMID, 0, 0, 512);
+        let (_, poll) = service(&mut c, 3_000);
+        assert_eq!(poll, TICK_NS);
+        let r = c.hardware().unwrap().single_io.unwrap();
+        assert_eq!((r.status, r.bytes, &r.first_bytes), (0, 512, b"DKRAID\0\x01"));
+        assert_eq!(c.next_target_work().kind, abi::DK_TARGET_WORK_NONE, "no targets in stage 2");
+        assert!(dev.take(c.platform_mut()).is_empty(), "and no second read");
+        c.teardown();
+        assert_eq!(c.platform().live_buffers(), 0);
+    }
+
+    #[test]
+    fn stage_3_exposes_the_listed_volumes_and_runs_io() {
+        let mut c = controller(abi::DK_STAGE_FULL);
+        let mut dev = bring_up(&mut c);
+        let p = c.platform_mut();
+        let (d, _) = dev.take(p)[0];
+        let m = MgmtFrame::read_from_bytes(p.dma(d.frame.get(), 32).unwrap()).unwrap();
+        assert_eq!(m.opcode, mgmt::LIST_VOLUMES);
+        let mut list = Vec::new();
+        for id in [0u16, 2] {
+            let v = VolumeEntry {
+                id: U16::new(id),
+                capacity_blocks: U64::new(1 << 20),
+                block_size: U32::new(512),
+                ..Default::default()
+            };
+            list.extend_from_slice(v.as_bytes());
+        }
+        p.dma(m.buffer.get(), list.len()).unwrap().copy_from_slice(&list);
+        dev.reply(p, CONTROL_SMID, 0, 0, list.len() as u32);
+        service(&mut c, 3_000);
+        let w = c.next_target_work();
+        assert_eq!((w.kind, w.target_id), (abi::DK_TARGET_WORK_CREATE, 0));
+        c.target_work_done(w.kind, 0, crate::IOReturn::kIOReturnSuccess).unwrap();
+        let w = c.next_target_work();
+        assert_eq!((w.kind, w.target_id), (abi::DK_TARGET_WORK_CREATE, 2));
+        c.target_work_done(w.kind, 2, crate::IOReturn::kIOReturnSuccess).unwrap();
+        // A READ to volume 2 goes to the firmware and completes from the interrupt path.
+        let mut task = read_task(3);
+        task.fTargetID = 2;
+        let mut r = abi::dk_scsi_user_parallel_response::default();
+        assert_eq!(c.process_parallel_task(&task, None, &mut r), Ok(TaskDisposition::InProcess));
+        let p = c.platform_mut();
+        let taken = dev.take(p);
+        assert_eq!((taken[0].0.smid.get(), taken[0].1.target.get()), (3, 2));
+        dev.reply(p, 3, 0, 0, 512);
+        let (done, _) = service(&mut c, 4_000);
+        assert_eq!(done.len(), 1);
+        assert_eq!(
+            (done[0].fControllerTaskIdentifier, done[0].fTargetID, done[0].fBytesTransferred),
+            (3, 2, 512)
+        );
+        c.task_delivered(3).unwrap();
+        // Absent volumes are not present; a busy firmware is retried.
+        let mut absent = read_task(4);
+        absent.fTargetID = 1;
+        assert_eq!(
+            c.process_parallel_task(&absent, None, &mut r),
+            Ok(TaskDisposition::CompletedNow)
+        );
+        assert_eq!(r.fCompletionStatus, abi::TaskStatus::DEVICE_NOT_PRESENT.0);
+        c.teardown();
+        assert_eq!(c.platform().live_buffers(), 0);
+    }
+}

@@ -1,0 +1,254 @@
+//! Stages 2 and 3: the controller's hardware, driven through the firmware driver. Everything
+//! here runs from [`Hardware::service`], which the dext calls from its interrupt handler and its
+//! timer (never blocking, never looping on the device):
+//!
+//! - bring the firmware up (bounded waits, from `UserStartController`'s asynchronous work);
+//! - stage 2 (`single-io`): one read of LBA 0 of volume 0, its result checked and logged;
+//! - stage 3 (`full`): the volumes the firmware lists become targets, one create at a time;
+//!   volume events (created, deleted) become target creates and destroys (hot plug);
+//! - replies become responses for the kernel; timeouts are aborted; a controller reset
+//!   completes every outstanding task exactly once with a retryable status.
+
+use zerocopy::FromBytes;
+
+use crate::abi;
+use crate::firmware::wire::{mgmt, EventEntry, VolumeEntry};
+use crate::firmware::{ControlKind, Firmware, FirmwareError, Step};
+use crate::platform::Platform;
+use crate::stage::Stage;
+use crate::targets::{OpKind, TargetOp, Targets};
+use crate::task_pool::TaskPool;
+
+/// How often the timer wants to run once everything is up (timeouts).
+pub const TICK_NS: u64 = 100_000_000;
+
+/// The stage's own work, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    BringUp,
+    /// Stage 2: the read is to be sent, or is in flight.
+    SingleIo {
+        sent: bool,
+    },
+    /// Stage 3: LIST_VOLUMES to send, or in flight.
+    ListVolumes {
+        sent: bool,
+    },
+    /// Events announced beyond this sequence are to be fetched.
+    Running,
+    Failed(FirmwareError),
+}
+
+/// What stage 2's read found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SingleIoResult {
+    pub status: u8,
+    pub bytes: u32,
+    pub first_bytes: [u8; 8],
+}
+
+/// The hardware's state.
+#[derive(Debug)]
+pub struct Hardware {
+    stage: Stage,
+    firmware: Firmware,
+    started: bool,
+    work: Work,
+    /// The last event sequence fetched.
+    events_fetched: u32,
+    pub single_io: Option<SingleIoResult>,
+}
+
+impl Hardware {
+    pub const fn new(stage: Stage) -> Hardware {
+        Hardware {
+            stage,
+            firmware: Firmware::new(),
+            started: false,
+            work: Work::BringUp,
+            events_fetched: 0,
+            single_io: None,
+        }
+    }
+
+    pub fn firmware(&self) -> &Firmware {
+        &self.firmware
+    }
+
+    pub fn is_operational(&self) -> bool {
+        self.firmware.is_operational()
+    }
+
+    pub fn failed(&self) -> Option<FirmwareError> {
+        match self.work {
+            Work::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Submit a task to the firmware (the caller has marked it Submitted).
+    pub fn submit<P: Platform>(
+        &mut self,
+        platform: &mut P,
+        pool: &TaskPool,
+        id: crate::task_pool::TaskId,
+        task: &abi::dk_scsi_user_parallel_task,
+        now_ns: u64,
+    ) -> Result<(), crate::firmware::RequestError> {
+        self.firmware.submit(platform, pool, id, task, now_ns)
+    }
+
+    /// One service pass. Completed tasks' responses go to `completed` (without fTargetID; the
+    /// caller fills it). Returns when to be called again (0: only on interrupts).
+    #[allow(clippy::too_many_arguments)]
+    pub fn service<P: Platform>(
+        &mut self,
+        platform: &mut P,
+        pool: &mut TaskPool,
+        targets: &mut Targets,
+        tasks: u32,
+        now_ns: u64,
+        mut completed: impl FnMut(abi::dk_scsi_user_parallel_response),
+    ) -> u64 {
+        if let Work::Failed(_) = self.work {
+            return 0;
+        }
+        if !self.started {
+            if let Err(e) = self.firmware.start(platform, tasks, now_ns) {
+                log::error!("dkraid: {e}");
+                self.work = Work::Failed(e);
+                return 0;
+            }
+            self.started = true;
+        }
+        if self.work == Work::BringUp {
+            match self.firmware.step(platform, now_ns) {
+                Step::Pending { poll_in_ns } => return poll_in_ns,
+                Step::Failed(e) => {
+                    log::error!("dkraid: firmware bring-up failed: {e}");
+                    self.work = Work::Failed(e);
+                    return 0;
+                }
+                Step::Operational => {
+                    self.work = match self.stage {
+                        Stage::SingleIo => Work::SingleIo { sent: false },
+                        _ => Work::ListVolumes { sent: false },
+                    };
+                }
+            }
+        }
+        // Replies.
+        let done = self.firmware.interrupt(platform, pool, |_, r| completed(r));
+        if let Some(done) = done {
+            self.control_done(done, targets);
+        }
+        // The stage's own work, one control request at a time.
+        match self.work {
+            // READ(10) of LBA 0, one 512-byte block, of volume 0.
+            Work::SingleIo { sent: false }
+                if self
+                    .firmware
+                    .control_io(platform, 0, &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], 512)
+                    .is_ok() =>
+            {
+                self.work = Work::SingleIo { sent: true };
+            }
+            Work::ListVolumes { sent: false }
+                if self.firmware.management(platform, mgmt::LIST_VOLUMES, [0; 4]).is_ok() =>
+            {
+                self.work = Work::ListVolumes { sent: true };
+            }
+            Work::Running if self.firmware.last_event > self.events_fetched => {
+                let since = [self.events_fetched, 0, 0, 0];
+                let _ = self.firmware.management(platform, mgmt::EVENTS_SINCE, since);
+            }
+            _ => {}
+        }
+        // Timeouts, and a reset when an abort does not come back.
+        if self.firmware.tick(platform, pool, now_ns) {
+            self.firmware.reset(platform, pool, now_ns, |_, r| completed(r));
+            self.work = Work::BringUp;
+            return crate::firmware::driver::POLL_INTERVAL_NS;
+        }
+        match self.work {
+            Work::SingleIo { .. } | Work::ListVolumes { .. } => {
+                crate::firmware::driver::POLL_INTERVAL_NS
+            }
+            _ => TICK_NS,
+        }
+    }
+
+    fn control_done(&mut self, done: crate::firmware::ControlDone, targets: &mut Targets) {
+        match (done.kind, self.work) {
+            (ControlKind::Io, Work::SingleIo { sent: true }) => {
+                let data = self.firmware.control_data();
+                let mut first = [0u8; 8];
+                first.copy_from_slice(&data[..8]);
+                let r = SingleIoResult {
+                    status: done.reply.scsi_status,
+                    bytes: done.reply.transferred.get(),
+                    first_bytes: first,
+                };
+                if r.status == 0 && r.bytes == 512 {
+                    log::info!("dkraid: single-io: READ(10) of LBA 0 on volume 0: GOOD, 512 bytes, {:02x?}", r.first_bytes);
+                } else {
+                    log::error!(
+                        "dkraid: single-io: READ(10) of LBA 0 on volume 0 failed: status {:#04x}, {} bytes",
+                        r.status, r.bytes
+                    );
+                }
+                self.single_io = Some(r);
+                self.work = Work::Running;
+            }
+            (
+                ControlKind::Management { opcode: mgmt::LIST_VOLUMES },
+                Work::ListVolumes { sent: true },
+            ) => {
+                let bytes =
+                    (done.reply.transferred.get() as usize).min(self.firmware.control_data().len());
+                let data = &self.firmware.control_data()[..bytes];
+                for entry in data.chunks_exact(32) {
+                    if let Ok(v) = VolumeEntry::read_from_bytes(entry) {
+                        let target = u64::from(v.id.get());
+                        if !targets.is_reachable(target) {
+                            if let Err(e) = targets.push(TargetOp { kind: OpKind::Create, target })
+                            {
+                                log::error!("dkraid: volume {target}: {e}");
+                            }
+                        }
+                    }
+                }
+                self.work = Work::Running;
+            }
+            (ControlKind::Management { opcode: mgmt::EVENTS_SINCE }, _) => {
+                let bytes =
+                    (done.reply.transferred.get() as usize).min(self.firmware.control_data().len());
+                let data = &self.firmware.control_data()[..bytes];
+                for entry in data.chunks_exact(16) {
+                    let Ok(e) = EventEntry::read_from_bytes(entry) else { continue };
+                    let seq = e.sequence.get() as u32;
+                    if seq <= self.events_fetched {
+                        continue;
+                    }
+                    self.events_fetched = seq;
+                    let target = u64::from(e.volume.get());
+                    let op = match e.code.get() {
+                        crate::firmware::wire::event::VOLUME_CREATED => Some(OpKind::Create),
+                        crate::firmware::wire::event::VOLUME_DELETED => Some(OpKind::Destroy),
+                        _ => None,
+                    };
+                    if let Some(kind) = op {
+                        if let Err(err) = targets.push(TargetOp { kind, target }) {
+                            log::error!("dkraid: event {seq} on volume {target}: {err}");
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn release<P: Platform>(&mut self, platform: &mut P) {
+        self.firmware.release(platform);
+    }
+}
