@@ -49,6 +49,16 @@ struct DkRaidController_IVars {
     dk_platform platformTable;
     DkRaidPlatform platform;
     bool pciOpen;
+    /* Every call into the core happens under this lock: the dext's queues run concurrently. */
+    IOLock *coreLock;
+    uint32_t stage;
+    /* Stages 2 and 3. */
+    IOInterruptDispatchSource *interruptSource;
+    OSAction *interruptAction;
+    IOTimerDispatchSource *serviceTimer;
+    OSAction *serviceAction;
+    dk_scsi_user_parallel_response *serviceResponses;
+    uint64_t serviceArmedAt; /* 0: the service timer is not armed (guarded by coreLock) */
     /* Completions of tasks the hardware owns, retained until they complete (by task ID). */
     OSAction *inFlight[DK_MAX_TASK_COUNT + 1];
 #if defined(DKRAID_VARIANT_BLOCKING_INIT)
@@ -58,6 +68,21 @@ struct DkRaidController_IVars {
     uint32_t lastTaskID;
 #endif
 };
+
+/* Holds the core lock for a scope. */
+class CoreLock {
+public:
+    explicit CoreLock(IOLock *lock) : fLock(lock) { IOLockLock(fLock); }
+    ~CoreLock() { IOLockUnlock(fLock); }
+    CoreLock(const CoreLock &) = delete;
+    CoreLock &operator=(const CoreLock &) = delete;
+
+private:
+    IOLock *fLock;
+};
+
+/* Evaluate a call into the core under the core lock. */
+#define DKRAID_LOCKED(expr) ([&]() { CoreLock dkraidCoreLock_(ivars->coreLock); return (expr); }())
 
 /* ------------------------------------------------------------------------------ helpers -- */
 
@@ -122,6 +147,86 @@ kern_return_t DkRaidController::CreateQueues()
     DKRAID_CHECK("IOTimerDispatchSource::SetHandler",
                  ivars->targetTimer->SetHandler(ivars->targetWorkAction));
     return kIOReturnSuccess;
+}
+
+kern_return_t DkRaidController::CreateHardwareSources()
+{
+    /* Stages 2 and 3: the controller's MSI-X vector and a timer for the firmware's bring-up,
+     * timeouts and resets, both on InterruptQueue so they never run concurrently. */
+    ivars->serviceResponses = (dk_scsi_user_parallel_response *)IOMallocZero(
+        sizeof(dk_scsi_user_parallel_response) * DK_MAX_TASK_COUNT);
+    if (ivars->serviceResponses == nullptr) {
+        LogFailure("IOMallocZero(responses)", kIOReturnNoMemory);
+        return kIOReturnNoMemory;
+    }
+    DKRAID_CHECK("IOPCIDevice::ConfigureInterrupts",
+                 ivars->pci->ConfigureInterrupts(kIOInterruptTypePCIMessagedX, 1, 1, 0));
+    DKRAID_CHECK("IOInterruptDispatchSource::Create",
+                 IOInterruptDispatchSource::Create(ivars->pci, 0, ivars->interruptQueue,
+                                                   &ivars->interruptSource));
+    DKRAID_CHECK("CreateActionInterruptOccurred",
+                 CreateActionInterruptOccurred(0, &ivars->interruptAction));
+    DKRAID_CHECK("IOInterruptDispatchSource::SetHandler",
+                 ivars->interruptSource->SetHandler(ivars->interruptAction));
+    DKRAID_CHECK("IOInterruptDispatchSource::SetEnableWithCompletion",
+                 ivars->interruptSource->SetEnableWithCompletion(true, nullptr));
+    DKRAID_CHECK("IOTimerDispatchSource::Create(service)",
+                 IOTimerDispatchSource::Create(ivars->interruptQueue, &ivars->serviceTimer));
+    DKRAID_CHECK("CreateActionServiceTimerOccurred",
+                 CreateActionServiceTimerOccurred(0, &ivars->serviceAction));
+    DKRAID_CHECK("IOTimerDispatchSource::SetHandler(service)",
+                 ivars->serviceTimer->SetHandler(ivars->serviceAction));
+    return kIOReturnSuccess;
+}
+
+/* Arm the service timer for `at` unless it is already armed for earlier. Core lock held. */
+static void ArmServiceLocked(DkRaidController_IVars *ivars, uint64_t at)
+{
+    if (ivars->serviceTimer == nullptr) {
+        return;
+    }
+    if (ivars->serviceArmedAt == 0 || at < ivars->serviceArmedAt) {
+        ivars->serviceArmedAt = at;
+        ivars->serviceTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, at, 0);
+    }
+}
+
+void DkRaidController::Service(uint64_t now)
+{
+    uint32_t count = 0;
+    uint64_t pollIn = 0;
+    kern_return_t ret = DKRAID_LOCKED(dk_service(ivars->core, now, ivars->serviceResponses,
+                                                 DK_MAX_TASK_COUNT, &count, &pollIn));
+    if (ret != kIOReturnSuccess) {
+        LogFailure("dk_service", ret);
+        return;
+    }
+    for (uint32_t i = 0; i < count && i < DK_MAX_TASK_COUNT; i++) {
+        const dk_scsi_user_parallel_response *r = &ivars->serviceResponses[i];
+        const uint64_t id = r->fControllerTaskIdentifier;
+        OSAction *completion = nullptr;
+        if (id >= 1 && id <= DK_MAX_TASK_COUNT) {
+            CoreLock lock(ivars->coreLock);
+            completion = ivars->inFlight[id];
+            ivars->inFlight[id] = nullptr;
+        }
+        if (completion == nullptr) {
+            LogFailure("Service: a response without its completion action", kIOReturnNotFound);
+            continue;
+        }
+        CompleteTask(completion, r);
+        completion->release();
+        ret = DKRAID_LOCKED(dk_task_delivered(ivars->core, id));
+        if (ret != kIOReturnSuccess) {
+            LogFailure("dk_task_delivered", ret);
+        }
+    }
+    if (pollIn != 0) {
+        CoreLock lock(ivars->coreLock);
+        ArmServiceLocked(ivars, now + pollIn);
+    }
+    /* Stage 3: listed volumes and volume events become target work. */
+    ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, now, 0);
 }
 
 kern_return_t DkRaidController::CompleteTask(OSAction *completion, const void *response)
@@ -194,6 +299,17 @@ void DkRaidController::free()
         if (ivars->coreMemory != nullptr) {
             IOFree(ivars->coreMemory, ivars->coreMemorySize);
         }
+        OSSafeReleaseNULL(ivars->serviceAction);
+        OSSafeReleaseNULL(ivars->serviceTimer);
+        OSSafeReleaseNULL(ivars->interruptAction);
+        OSSafeReleaseNULL(ivars->interruptSource);
+        if (ivars->serviceResponses != nullptr) {
+            IOFree(ivars->serviceResponses,
+                   sizeof(dk_scsi_user_parallel_response) * DK_MAX_TASK_COUNT);
+        }
+        if (ivars->coreLock != nullptr) {
+            IOLockFree(ivars->coreLock);
+        }
         OSSafeReleaseNULL(ivars->targetWorkAction);
         OSSafeReleaseNULL(ivars->targetTimer);
         OSSafeReleaseNULL(ivars->interruptQueue);
@@ -219,6 +335,11 @@ kern_return_t IMPL(DkRaidController, Start)
 
     DKRAID_CHECK("CreateQueues", CreateQueues());
 
+    ivars->coreLock = IOLockAlloc();
+    if (ivars->coreLock == nullptr) {
+        LogFailure("IOLockAlloc", kIOReturnNoMemory);
+        return kIOReturnNoMemory;
+    }
     /* The core, in memory we own, with the platform callbacks bound to our objects. */
     DkRaidPlatformInit(&ivars->platform, ivars->pci, &ivars->platformTable);
     ivars->coreMemorySize = dk_core_size() + dk_core_align();
@@ -238,10 +359,14 @@ kern_return_t IMPL(DkRaidController, Start)
 #else
     config.page_size = IOVMPageSize;
 #endif
+    ivars->stage = config.stage;
+    if (ivars->stage >= DK_STAGE_SINGLE_IO && ivars->stage != UINT32_MAX) {
+        DKRAID_CHECK("CreateHardwareSources", CreateHardwareSources());
+    }
     DKRAID_CHECK("dk_core_init",
                  dk_core_init((void *)aligned, dk_core_size(), &ivars->platformTable, &config,
                               &ivars->core));
-    DKRAID_CHECK("dk_controller_start", dk_controller_start(ivars->core));
+    DKRAID_CHECK("dk_controller_start", DKRAID_LOCKED(dk_controller_start(ivars->core)));
 
     /* The kernel now drives UserInitializeController .. UserDoesHBAPerformDeviceManagement. */
     DKRAID_CHECK("Start(SUPERDISPATCH)", Start(provider, SUPERDISPATCH));
@@ -260,6 +385,18 @@ kern_return_t IMPL(DkRaidController, Stop)
      * the controller, its queues and every DMA frame alive after Stop. */
     OSSafeReleaseNULL(ivars->targetTimer);
     OSSafeReleaseNULL(ivars->targetWorkAction);
+    /* No more interrupts or service passes: the tasks below are completed here, once. */
+    if (ivars->serviceTimer != nullptr) {
+        ivars->serviceTimer->Cancel(nullptr);
+    }
+    OSSafeReleaseNULL(ivars->serviceTimer);
+    OSSafeReleaseNULL(ivars->serviceAction);
+    if (ivars->interruptSource != nullptr) {
+        ivars->interruptSource->SetEnableWithCompletion(false, nullptr);
+        ivars->interruptSource->Cancel(nullptr);
+    }
+    OSSafeReleaseNULL(ivars->interruptSource);
+    OSSafeReleaseNULL(ivars->interruptAction);
     /* Every task the hardware still owns completes now, exactly once, as a delivery failure. */
     for (uint32_t id = 1; id <= DK_MAX_TASK_COUNT && ivars->core != nullptr; id++) {
         OSAction *completion = ivars->inFlight[id];
@@ -268,17 +405,17 @@ kern_return_t IMPL(DkRaidController, Stop)
         }
         ivars->inFlight[id] = nullptr;
         dk_scsi_user_parallel_response failed = {};
-        kern_return_t ret = dk_fail_task(ivars->core, id, &failed);
+        kern_return_t ret = DKRAID_LOCKED(dk_fail_task(ivars->core, id, &failed));
         if (ret == kIOReturnSuccess) {
             CompleteTask(completion, &failed);
-            dk_task_delivered(ivars->core, id);
+            DKRAID_LOCKED(dk_task_delivered(ivars->core, id));
         } else {
             LogFailure("dk_fail_task", ret);
         }
         completion->release();
     }
     if (ivars->core != nullptr) {
-        kern_return_t ret = dk_stop_controller(ivars->core);
+        kern_return_t ret = DKRAID_LOCKED(dk_stop_controller(ivars->core));
         if (ret != kIOReturnSuccess) {
             LogFailure("dk_stop_controller", ret);
         }
@@ -301,7 +438,7 @@ kern_return_t IMPL(DkRaidController, UserInitializeController)
     }
 #endif
     dk_hba_constraints limits = {};
-    DKRAID_CHECK("dk_initialize_controller", dk_initialize_controller(ivars->core, &limits));
+    DKRAID_CHECK("dk_initialize_controller", DKRAID_LOCKED(dk_initialize_controller(ivars->core, &limits)));
     OSDictionary *constraints = OSDictionary::withCapacity(7);
     if (constraints == nullptr) {
         LogFailure("OSDictionary::withCapacity", kIOReturnNoMemory);
@@ -342,27 +479,27 @@ kern_return_t IMPL(DkRaidController, UserInitializeController)
 
 kern_return_t IMPL(DkRaidController, UserReportInitiatorIdentifier)
 {
-    DKRAID_CHECK("dk_report_initiator_identifier", dk_report_initiator_identifier(ivars->core, id));
+    DKRAID_CHECK("dk_report_initiator_identifier", DKRAID_LOCKED(dk_report_initiator_identifier(ivars->core, id)));
     return kIOReturnSuccess;
 }
 
 kern_return_t IMPL(DkRaidController, UserReportHighestSupportedDeviceID)
 {
     DKRAID_CHECK("dk_report_highest_supported_device_id",
-                 dk_report_highest_supported_device_id(ivars->core, id));
+                 DKRAID_LOCKED(dk_report_highest_supported_device_id(ivars->core, id)));
     return kIOReturnSuccess;
 }
 
 kern_return_t IMPL(DkRaidController, UserReportMaximumTaskCount)
 {
-    DKRAID_CHECK("dk_report_maximum_task_count", dk_report_maximum_task_count(ivars->core, count));
+    DKRAID_CHECK("dk_report_maximum_task_count", DKRAID_LOCKED(dk_report_maximum_task_count(ivars->core, count)));
     return kIOReturnSuccess;
 }
 
 kern_return_t IMPL(DkRaidController, UserGetDMASpecification)
 {
     dk_dma_specification spec = {};
-    DKRAID_CHECK("dk_get_dma_specification", dk_get_dma_specification(ivars->core, &spec));
+    DKRAID_CHECK("dk_get_dma_specification", DKRAID_LOCKED(dk_get_dma_specification(ivars->core, &spec)));
     *maxTransferSize = spec.max_transfer_size;
     *alignment = spec.alignment;
     *numAddressBits = spec.address_bits;
@@ -373,7 +510,7 @@ kern_return_t IMPL(DkRaidController, UserGetDMASpecification)
 kern_return_t IMPL(DkRaidController, UserMapHBAData)
 {
     /* IDs 1..=N with each task's DMA frame mapped now, never on the I/O path. */
-    DKRAID_CHECK("dk_map_hba_data", dk_map_hba_data(ivars->core, uniqueTaskID));
+    DKRAID_CHECK("dk_map_hba_data", DKRAID_LOCKED(dk_map_hba_data(ivars->core, uniqueTaskID)));
 #if defined(DKRAID_VARIANT_ZERO_TASK_ID)
     /* Broken on purpose: 0 is the kernel's "first task on the queue" sentinel. */
     *uniqueTaskID -= 1;
@@ -398,7 +535,7 @@ kern_return_t IMPL(DkRaidController, UserMapBundledParallelTaskCommandAndRespons
 
 kern_return_t IMPL(DkRaidController, UserStartController)
 {
-    DKRAID_CHECK("dk_start_controller", dk_start_controller(ivars->core));
+    DKRAID_CHECK("dk_start_controller", DKRAID_LOCKED(dk_start_controller(ivars->core)));
 #if defined(DKRAID_VARIANT_CREATE_ON_DEFAULT)
     /* Broken on purpose: this runs on Default, and the create's probe needs Default. */
     kern_return_t createRet = UserCreateTargetForID(0, nullptr);
@@ -408,6 +545,11 @@ kern_return_t IMPL(DkRaidController, UserStartController)
 #endif
     /* Target work runs asynchronously on the private target queue; never block here. */
     uint64_t now = mach_absolute_time();
+    if (ivars->serviceTimer != nullptr) {
+        /* Stages 2 and 3: the firmware comes up from the service timer, not here. */
+        CoreLock lock(ivars->coreLock);
+        ArmServiceLocked(ivars, now);
+    }
     DKRAID_CHECK("IOTimerDispatchSource::WakeAtTime",
                  ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, now, 0));
     return kIOReturnSuccess;
@@ -420,7 +562,7 @@ kern_return_t IMPL(DkRaidController, UserDoesHBAPerformDeviceManagement)
 #endif
     uint8_t answer = 0;
     DKRAID_CHECK("dk_does_hba_perform_device_management",
-                 dk_does_hba_perform_device_management(ivars->core, &answer));
+                 DKRAID_LOCKED(dk_does_hba_perform_device_management(ivars->core, &answer)));
     *result = answer != 0;
     return kIOReturnSuccess;
 }
@@ -469,7 +611,7 @@ void IMPL(DkRaidController, TargetWork)
 #endif
     for (;;) {
         dk_target_work work = {};
-        if (dk_next_target_work(ivars->core, &work) != kIOReturnSuccess ||
+        if (DKRAID_LOCKED(dk_next_target_work(ivars->core, &work)) != kIOReturnSuccess ||
             work.kind == DK_TARGET_WORK_NONE) {
             return;
         }
@@ -485,7 +627,7 @@ void IMPL(DkRaidController, TargetWork)
                 LogFailure("UserDestroyTargetForID", ret);
             }
         }
-        dk_target_work_done(ivars->core, &work, ret);
+        DKRAID_LOCKED(dk_target_work_done(ivars->core, &work, ret));
     }
 }
 
@@ -498,7 +640,7 @@ kern_return_t IMPL(DkRaidController, UserInitializeTargetForID)
         LogFailure("UserCreateTargetForID(second)", secondRet);
     }
 #endif
-    DKRAID_CHECK("dk_initialize_target", dk_initialize_target(ivars->core, targetID));
+    DKRAID_CHECK("dk_initialize_target", DKRAID_LOCKED(dk_initialize_target(ivars->core, targetID)));
     return kIOReturnSuccess;
 }
 
@@ -560,7 +702,7 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
     IOMemoryMap *dataMap = nullptr;
     void *data = nullptr;
     uint64_t dataLength = 0;
-    kern_return_t ret = dk_task_wants_data_buffer(ivars->core, &task, &wantsData);
+    kern_return_t ret = DKRAID_LOCKED(dk_task_wants_data_buffer(ivars->core, &task, &wantsData));
     if (ret == kIOReturnSuccess && wantsData != 0) {
         ret = UserGetDataBuffer(parallelRequest.fTargetID, parallelRequest.fControllerTaskIdentifier,
                                 &dataBuffer);
@@ -576,7 +718,19 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
     }
     dk_scsi_user_parallel_response out = {};
     uint32_t disposition = DK_TASK_IN_PROCESS;
-    ret = dk_process_parallel_task(ivars->core, &task, data, dataLength, &out, &disposition);
+    {
+        /* The completion is recorded in the same critical section that hands the task to the
+         * hardware, so the interrupt path can never see the reply before the action. */
+        CoreLock lock(ivars->coreLock);
+        ret = dk_process_parallel_task(ivars->core, &task, data, dataLength, &out, &disposition);
+        if (ret == kIOReturnSuccess && disposition == DK_TASK_IN_PROCESS &&
+            task.fControllerTaskIdentifier <= DK_MAX_TASK_COUNT) {
+            completion->retain();
+            ivars->inFlight[task.fControllerTaskIdentifier] = completion;
+            /* Timeouts are checked while tasks are outstanding. */
+            ArmServiceLocked(ivars, mach_absolute_time() + 100000000ull);
+        }
+    }
     if (ret != kIOReturnSuccess) {
         LogFailure("dk_process_parallel_task", ret);
         OSSafeReleaseNULL(dataMap);
@@ -592,15 +746,12 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
     if (disposition == DK_TASK_COMPLETED_NOW) {
         /* Completed inline: the action stays valid for this call, so no retain is needed. */
         CompleteTask(completion, &out);
-        ret = dk_task_delivered(ivars->core, task.fControllerTaskIdentifier);
+        ret = DKRAID_LOCKED(dk_task_delivered(ivars->core, task.fControllerTaskIdentifier));
         if (ret != kIOReturnSuccess) {
             LogFailure("dk_task_delivered", ret);
         }
-    } else if (task.fControllerTaskIdentifier <= DK_MAX_TASK_COUNT) {
-        /* Finished later from the interrupt path: keep the action alive until then. */
-        completion->retain();
-        ivars->inFlight[task.fControllerTaskIdentifier] = completion;
     }
+    /* DK_TASK_IN_PROCESS: the interrupt path completes it with the action kept above. */
     /* The data is no longer touched: drop the mapping and the buffer reference. */
     OSSafeReleaseNULL(dataMap);
     OSSafeReleaseNULL(dataBuffer);
@@ -617,10 +768,19 @@ void IMPL(DkRaidController, UserProcessBundledParallelTasks)
 
 void IMPL(DkRaidController, InterruptOccurred)
 {
-    /* No stage raises interrupts yet. */
     (void)action;
     (void)count;
-    (void)time;
+    Service(time);
+}
+
+void IMPL(DkRaidController, ServiceTimerOccurred)
+{
+    (void)action;
+    {
+        CoreLock lock(ivars->coreLock);
+        ivars->serviceArmedAt = 0;
+    }
+    Service(time);
 }
 
 /* ----------------------------------------------------------------------- task management -- */

@@ -174,7 +174,9 @@ impl Hardware {
             Work::SingleIo { .. } | Work::ListVolumes { .. } => {
                 crate::firmware::driver::POLL_INTERVAL_NS
             }
-            _ => TICK_NS,
+            // Timeouts matter only while the firmware owns tasks; idle, wait for interrupts.
+            _ if pool.count_in(crate::task_pool::SlotState::Submitted) > 0 => TICK_NS,
+            _ => 0,
         }
     }
 

@@ -59,7 +59,10 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("rust-core/include/dkraid.h").display());
 
     // 2. The shim, once.
-    cpp_build(&includes).file(manifest.join("shim/src/shim.cpp")).compile("dksim_shim");
+    cpp_build(&includes)
+        .file(manifest.join("shim/src/shim.cpp"))
+        .file(manifest.join("shim/src/locks.cpp"))
+        .compile("dksim_shim");
 
     // The Rust side's table of variant builds.
     let mut table = String::from("extern \"C\" {\n");

@@ -24,6 +24,7 @@ pub mod databuf;
 pub mod disk;
 pub mod iig;
 pub mod kernel;
+pub mod locks;
 pub mod memory;
 pub mod passthrough;
 pub mod pci;

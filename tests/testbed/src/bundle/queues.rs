@@ -836,7 +836,7 @@ f
         let iig = scan_iig(&Source { path: root.join("iig"), display: "iig".into() });
         assert!(iig.findings.is_empty(), "{:?}", iig.findings);
         let queues: Vec<&str> = iig.declared.iter().map(|d| d.queue.as_str()).collect();
-        assert_eq!(queues, ["TargetQueue", "InterruptQueue", "AuxiliaryQueue"]);
+        assert_eq!(queues, ["TargetQueue", "InterruptQueue", "InterruptQueue", "AuxiliaryQueue"]);
         let dext = Source { path: root.join("dext"), display: "dext".into() };
         let (regs, f) = scan_sources(&dext, &[]);
         assert!(f.is_empty());

@@ -1,6 +1,7 @@
 /* Mirrors DriverKit <DriverKit/IOLib.h>: allocation, sleeping, IOVMPageSize, time. */
 #pragma once
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,14 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* IOLock: a non-recursive mutex. */
+typedef struct IOLock IOLock;
+IOLock *IOLockAlloc(void);
+void IOLockFree(IOLock *lock);
+void IOLockLock(IOLock *lock);
+bool IOLockTryLock(IOLock *lock);
+void IOLockUnlock(IOLock *lock);
 
 void *IOMalloc(size_t length);
 void *IOMallocZero(size_t length);

@@ -3,6 +3,10 @@
 #pragma once
 #include <DriverKit/IOService.h>
 
+/* <IOKit/IOInterrupts.h>: interrupt types for ConfigureInterrupts. */
+#define kIOInterruptTypePCIMessaged 0x00010000
+#define kIOInterruptTypePCIMessagedX 0x00020000
+
 class IOPCIDevice : public IOService {
 public:
     kern_return_t Open(IOService *forClient, uint32_t options);
