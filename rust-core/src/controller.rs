@@ -808,4 +808,18 @@ mod tests {
         assert_eq!(c.outstanding_tasks(), 0);
         c.teardown();
     }
+
+    /// Issue 6's budget: the core's state is at most 256 bytes per task (the DMA frames are
+    /// the platform's memory, not the core's).
+    #[test]
+    fn core_state_is_at_most_256_bytes_per_task() {
+        let bytes = core::mem::size_of::<Controller<FakePlatform>>();
+        let per_task = bytes / limits::MAX_TASK_COUNT as usize;
+        assert!(
+            per_task <= 256,
+            "{bytes} bytes for {} tasks: {per_task} per task",
+            limits::MAX_TASK_COUNT
+        );
+        std::println!("core state: {bytes} bytes, {per_task} per task");
+    }
 }
