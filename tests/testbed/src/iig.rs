@@ -111,22 +111,32 @@ fn take_annotation(text: &str, name: &str) -> (Option<String>, String) {
         return (None, text.to_string());
     }
     let open = start + name.len() + (after.len() - trimmed.len());
+    match matching_paren(text, open) {
+        Some(close) => {
+            let inner = text[open + 1..close].trim().to_string();
+            let rest = format!("{}{}", &text[..start], &text[close + 1..]);
+            (Some(inner), rest)
+        }
+        None => (None, text.to_string()),
+    }
+}
+
+/// The byte offset of the `)` matching the `(` at `open`.
+fn matching_paren(text: &str, open: usize) -> Option<usize> {
     let mut depth = 0usize;
     for (k, ch) in text[open..].char_indices() {
         match ch {
             '(' => depth += 1,
             ')' => {
-                depth -= 1;
+                depth = depth.checked_sub(1)?;
                 if depth == 0 {
-                    let inner = text[open + 1..open + k].trim().to_string();
-                    let rest = format!("{}{}", &text[..start], &text[open + k + 1..]);
-                    return (Some(inner), rest);
+                    return Some(open + k);
                 }
             }
             _ => {}
         }
     }
-    (None, text.to_string())
+    None
 }
 
 /// The byte offset of `word` as a whole identifier.
@@ -207,21 +217,7 @@ fn parse_method(text: &str, line: usize) -> Result<Method, IigError> {
     let open =
         text.find('(').ok_or(IigError { line, message: "no `(` in a declaration".into() })?;
     // The matching `)` of the parameter list.
-    let mut depth = 0usize;
-    let mut close = None;
-    for (k, ch) in text[open..].char_indices() {
-        match ch {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    close = Some(open + k);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
+    let close = matching_paren(&text, open);
     let close = close.ok_or(IigError { line, message: "unbalanced parentheses".into() })?;
     let head = squeeze(&text[..open]);
     let params_text = &text[open + 1..close];

@@ -16,7 +16,7 @@ struct Lock {
 }
 
 thread_local! {
-    static LOCKS: RefCell<(u64, BTreeMap<u64, Lock>)> = RefCell::new((0, BTreeMap::new()));
+    static LOCKS: RefCell<(u64, BTreeMap<u64, Lock>)> = const { RefCell::new((0, BTreeMap::new())) };
 }
 
 #[no_mangle]
