@@ -319,17 +319,26 @@ pub fn check_dma_frame(prepared: &Prepared) {
     );
 }
 
-/// Stage 0 touches no hardware.
-pub fn hardware_access(kind: &str, memory_index: u8, offset: u64, width: u32) {
+/// A BAR access (`MemoryRead*`/`MemoryWrite*`; `write` carries the value). Stages 0 and 1 touch
+/// no hardware: the access is a violation and reads all ones. In stages 2 and 3 it reaches the
+/// simulated controller's BAR0 (`controller::bar_access`), which charges its cost.
+pub fn hardware_access(write: Option<u64>, memory_index: u8, offset: u64, width: u32) -> u64 {
     let stage = with_world(|w| w.stage);
-    if stage == dkraid_core::Stage::Pipeline {
+    if matches!(stage, dkraid_core::Stage::Pipeline | dkraid_core::Stage::FakeBlock) {
+        let kind = if write.is_some() { "write" } else { "read" };
         violation(
             "HardwareTouchedInPipelineStage",
             "DRIVERKIT.md §9",
-            format!("{kind}{width} memoryIndex={memory_index} offset={offset:#x}"),
-            "bring-up stage 0 (pipeline) must not touch the hardware".into(),
+            format!("{kind}{width} memoryIndex={memory_index} offset={offset:#x} stage={stage}"),
+            format!(
+                "bring-up stage {} ({stage}) must not touch the hardware: stages 0 and 1 run \
+                 without the controller",
+                stage.number()
+            ),
         );
+        return crate::controller::all_ones(width);
     }
+    crate::controller::bar_access(write, memory_index, offset, width)
 }
 
 // -------------------------------------------------------------------------- targets --

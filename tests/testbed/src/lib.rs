@@ -9,6 +9,7 @@
 //! - [`boot`]: booting a dext build and its report; [`variants`]: the broken builds.
 //! - [`bundle`]: `Info.plist` and entitlements — `dkraid-sim lint`, and the kernel's matching
 //!   of the personality against the simulated PCI device ([`pci`]) at boot.
+//! - [`controller`]: the simulated PCI RAID controller (BAR0, firmware, MSI-X).
 //! - [`verifier`], [`trace`], [`cli_output`]: findings, timeline, printing.
 // FFI glue groups a C call with the pointer reads around it; one SAFETY comment covers the
 // block (every unsafe block still has one).
@@ -20,6 +21,7 @@ extern crate dkraid;
 pub mod boot;
 pub mod bundle;
 pub mod cli_output;
+pub mod controller;
 pub mod databuf;
 pub mod disk;
 pub mod iig;

@@ -441,8 +441,8 @@ pub extern "C" fn dksim_pci_read(_device: u64, memory_index: u8, offset: u64, wi
         // identity; reading it touches no BAR, so it is allowed in every stage.
         return with_world(|w| w.pci_device.config_read(offset, width));
     }
-    kernel::hardware_access("read", memory_index, offset, width);
-    u64::MAX >> (64 - width)
+    // BAR0 (memory index 0) is the controller's register window in stages single-io and full.
+    kernel::hardware_access(None, memory_index, offset, width)
 }
 
 #[no_mangle]
@@ -451,9 +451,9 @@ pub extern "C" fn dksim_pci_write(
     memory_index: u8,
     offset: u64,
     width: u32,
-    _value: u64,
+    value: u64,
 ) {
-    kernel::hardware_access("write", memory_index, offset, width);
+    kernel::hardware_access(Some(value), memory_index, offset, width);
 }
 
 #[cfg(test)]

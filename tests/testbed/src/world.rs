@@ -149,6 +149,10 @@ pub struct World {
     pub object_baseline: u64,
     /// Disks the disk driver attached (stage 1 and up).
     pub disks: Vec<crate::disk::DiskReport>,
+    /// The simulated RAID controller behind BAR0 (stages single-io and full).
+    pub controller: Option<crate::controller::Controller>,
+    /// Interrupt sources (`IOInterruptDispatchSource`).
+    pub interrupts: crate::controller::interrupts::Interrupts,
 }
 
 thread_local! {
@@ -176,6 +180,8 @@ impl World {
             pci_open: false,
             object_baseline: 0,
             disks: Vec::new(),
+            controller: None,
+            interrupts: Default::default(),
         }
     }
 

@@ -1,0 +1,469 @@
+//! What the firmware's volumes live in: the [`Array`] trait (volumes, drives, the event log and
+//! the management operations), the per-volume [`VolumePort`] each volume's SCSI emulator runs
+//! over, and [`RamArray`], a stand-in array of sparse RAM volumes (one single-drive volume per
+//! drive) used until the RAID engine (`crate::raid`) is wired in.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::rc::Rc;
+
+use dkraid_core::firmware::wire::{event, volume_state, DriveEntry, EventEntry, VolumeEntry};
+use dkraid_core::scsi::{BackendError, BlockBackend};
+use zerocopy::little_endian::{U16, U32, U64};
+
+/// Why a management operation was refused; each maps to a reply status ([`super::mgmt_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MgmtError {
+    /// An argument is out of range or inconsistent (a RAID level, a drive set).
+    InvalidArgument,
+    /// No such volume or drive.
+    NotFound,
+    /// The object is in a state that forbids it (a drive in use, a rebuild running).
+    Busy,
+    /// The array cannot do this at all.
+    Unsupported,
+}
+
+impl MgmtError {
+    pub const fn status(self) -> u8 {
+        match self {
+            MgmtError::InvalidArgument => super::mgmt_status::INVALID_ARGUMENT,
+            MgmtError::NotFound => super::mgmt_status::NOT_FOUND,
+            MgmtError::Busy => super::mgmt_status::BUSY,
+            MgmtError::Unsupported => super::mgmt_status::UNSUPPORTED,
+        }
+    }
+}
+
+/// The storage behind the controller, as the firmware sees it. Volume IDs are SCSI target IDs.
+pub trait Array: fmt::Debug {
+    fn volumes(&self) -> Vec<VolumeEntry>;
+    fn drives(&self) -> Vec<DriveEntry>;
+    /// (block size, capacity in blocks) of a volume.
+    fn geometry(&self, volume: u16) -> Option<(u32, u64)>;
+    fn read(&mut self, volume: u16, lba: u64, data: &mut [u8]) -> Result<(), BackendError>;
+    fn write(&mut self, volume: u16, lba: u64, data: &[u8]) -> Result<(), BackendError>;
+    fn flush(&mut self, volume: u16) -> Result<(), BackendError>;
+    fn unmap(&mut self, _volume: u16, _lba: u64, _blocks: u64) -> Option<Result<(), BackendError>> {
+        None
+    }
+    /// The newest event's sequence number (0: none yet).
+    fn last_event(&self) -> u64;
+    /// Every event with a sequence number greater than `sequence`, oldest first.
+    fn events_since(&self, sequence: u64) -> Vec<EventEntry>;
+    /// Returns the new volume's ID.
+    fn create_volume(
+        &mut self,
+        level: u32,
+        strip_bytes: u32,
+        drives: u64,
+    ) -> Result<u16, MgmtError>;
+    fn delete_volume(&mut self, volume: u16) -> Result<(), MgmtError>;
+    fn set_hot_spare(&mut self, drive: u16, spare: bool) -> Result<(), MgmtError>;
+    fn start_rebuild(&mut self, volume: u16, drive: u16) -> Result<(), MgmtError>;
+    /// Fault injection: the drive dies now.
+    fn fail_drive(&mut self, drive: u16) -> Result<(), MgmtError>;
+    /// One slice of background work (a rebuild); `Some(ns)` of firmware time if it did any.
+    fn background(&mut self) -> Option<u64> {
+        None
+    }
+}
+
+/// The shared handle every [`VolumePort`] and the firmware hold.
+pub type SharedArray = Rc<RefCell<dyn Array>>;
+
+/// One volume as a [`BlockBackend`]: what that volume's SCSI emulator runs over. The geometry is
+/// fixed for the life of a volume ID (a re-created volume gets a new port and emulator).
+#[derive(Debug)]
+pub struct VolumePort {
+    array: SharedArray,
+    volume: u16,
+    block_size: u32,
+    blocks: u64,
+}
+
+impl VolumePort {
+    pub fn new(array: SharedArray, volume: u16) -> Option<VolumePort> {
+        let (block_size, blocks) = array.borrow().geometry(volume)?;
+        Some(VolumePort { array, volume, block_size, blocks })
+    }
+}
+
+impl BlockBackend for VolumePort {
+    fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    fn capacity_blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    fn read(&mut self, lba: u64, data: &mut [u8]) -> Result<(), BackendError> {
+        self.array.borrow_mut().read(self.volume, lba, data)
+    }
+
+    fn write(&mut self, lba: u64, data: &[u8]) -> Result<(), BackendError> {
+        self.array.borrow_mut().write(self.volume, lba, data)
+    }
+
+    fn flush(&mut self) -> Result<(), BackendError> {
+        self.array.borrow_mut().flush(self.volume)
+    }
+
+    fn unmap(&mut self, lba: u64, blocks: u64) -> Option<Result<(), BackendError>> {
+        self.array.borrow_mut().unmap(self.volume, lba, blocks)
+    }
+
+    fn supports_unmap(&self) -> bool {
+        false
+    }
+}
+
+// ------------------------------------------------------------------------- RAM array --
+
+/// One volume of the stand-in array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeSpec {
+    pub id: u16,
+    pub block_size: u32,
+    pub blocks: u64,
+}
+
+impl VolumeSpec {
+    /// The default volume: ID 0, 1 GiB of 512-byte blocks.
+    pub const DEFAULT: VolumeSpec = VolumeSpec { id: 0, block_size: 512, blocks: 1 << 21 };
+}
+
+/// Sparse storage: 64 KiB chunks, allocated on first write; unwritten blocks read as zeros.
+const CHUNK: u64 = 64 * 1024;
+
+#[derive(Default)]
+struct Sparse {
+    chunks: BTreeMap<u64, Box<[u8]>>,
+}
+
+impl fmt::Debug for Sparse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sparse({} chunks)", self.chunks.len())
+    }
+}
+
+impl Sparse {
+    fn pieces(offset: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize, usize)> {
+        // (chunk, offset in chunk, offset in buffer, length)
+        let mut done = 0usize;
+        std::iter::from_fn(move || {
+            if done >= len {
+                return None;
+            }
+            let at = offset + done as u64;
+            let chunk = at / CHUNK;
+            let within = (at % CHUNK) as usize;
+            let n = (CHUNK as usize - within).min(len - done);
+            let piece = (chunk, within, done, n);
+            done += n;
+            Some(piece)
+        })
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) {
+        for (chunk, within, at, n) in Self::pieces(offset, out.len()) {
+            match self.chunks.get(&chunk) {
+                Some(c) => out[at..at + n].copy_from_slice(&c[within..within + n]),
+                None => out[at..at + n].fill(0),
+            }
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        for (chunk, within, at, n) in Self::pieces(offset, data.len()) {
+            let c = self
+                .chunks
+                .entry(chunk)
+                .or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice());
+            c[within..within + n].copy_from_slice(&data[at..at + n]);
+        }
+    }
+
+    fn zero(&mut self, offset: u64, len: u64) {
+        let Ok(len) = usize::try_from(len) else { return };
+        for (chunk, within, _, n) in Self::pieces(offset, len) {
+            if n == CHUNK as usize {
+                self.chunks.remove(&chunk);
+            } else if let Some(c) = self.chunks.get_mut(&chunk) {
+                c[within..within + n].fill(0);
+            }
+        }
+    }
+}
+
+/// Drive states as [`DriveEntry::state`] reports them.
+pub mod drive_state {
+    pub const ONLINE: u8 = 0;
+    pub const OFFLINE: u8 = 1;
+    pub const UNCONFIGURED_GOOD: u8 = 2;
+    pub const HOT_SPARE: u8 = 5;
+}
+
+#[derive(Debug)]
+struct RamVolume {
+    spec: VolumeSpec,
+    drive: u16,
+    data: Sparse,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RamDrive {
+    state: u8,
+    capacity_bytes: u64,
+    volume: Option<u16>,
+}
+
+/// The stand-in array: drive *i* holds volume *i* alone (a one-drive RAID 0). A failed drive
+/// takes its volume OFFLINE (I/O fails HARDWARE ERROR 44/00); a deleted volume leaves its drive
+/// unconfigured, and CREATE_VOLUME (level 0, exactly one unconfigured drive) makes a new one.
+/// Rebuilds are not supported.
+#[derive(Debug)]
+pub struct RamArray {
+    volumes: BTreeMap<u16, RamVolume>,
+    drives: Vec<RamDrive>,
+    events: Vec<EventEntry>,
+}
+
+impl RamArray {
+    pub fn new(specs: &[VolumeSpec]) -> RamArray {
+        let mut a = RamArray { volumes: BTreeMap::new(), drives: Vec::new(), events: Vec::new() };
+        for spec in specs {
+            if a.volumes.contains_key(&spec.id) || spec.block_size == 0 {
+                continue;
+            }
+            let drive = a.drives.len() as u16;
+            a.drives.push(RamDrive {
+                state: drive_state::ONLINE,
+                capacity_bytes: spec.blocks * u64::from(spec.block_size),
+                volume: Some(spec.id),
+            });
+            a.volumes.insert(spec.id, RamVolume { spec: *spec, drive, data: Sparse::default() });
+        }
+        a
+    }
+
+    fn post(&mut self, code: u16, volume: u16, drive: u16) {
+        let sequence = self.events.len() as u64 + 1;
+        self.events.push(EventEntry {
+            sequence: U64::new(sequence),
+            code: U16::new(code),
+            volume: U16::new(volume),
+            drive: U16::new(drive),
+            percent: 0,
+            reserved: 0,
+        });
+    }
+
+    fn volume(&mut self, id: u16) -> Result<&mut RamVolume, BackendError> {
+        let v = self.volumes.get_mut(&id).ok_or(BackendError::Internal)?;
+        Ok(v)
+    }
+
+    fn online(&self, v: &RamVolume) -> bool {
+        self.drives.get(usize::from(v.drive)).is_some_and(|d| d.state == drive_state::ONLINE)
+    }
+
+    fn offset(v: &RamVolume, lba: u64, len: usize) -> Result<u64, BackendError> {
+        let bs = u64::from(v.spec.block_size);
+        let end = lba.checked_add(len as u64 / bs).ok_or(BackendError::Internal)?;
+        if end > v.spec.blocks {
+            return Err(BackendError::Internal);
+        }
+        Ok(lba * bs)
+    }
+}
+
+impl Array for RamArray {
+    fn volumes(&self) -> Vec<VolumeEntry> {
+        self.volumes
+            .values()
+            .map(|v| VolumeEntry {
+                id: U16::new(v.spec.id),
+                state: if self.online(v) { volume_state::OPTIMAL } else { volume_state::OFFLINE },
+                level: 0,
+                block_size: U32::new(v.spec.block_size),
+                capacity_blocks: U64::new(v.spec.blocks),
+                strip_bytes: U32::new(0),
+                rebuild_percent: 0,
+                reserved: [0; 3],
+                drives: U64::new(1 << (v.drive % 64)),
+            })
+            .collect()
+    }
+
+    fn drives(&self) -> Vec<DriveEntry> {
+        self.drives
+            .iter()
+            .enumerate()
+            .map(|(i, d)| DriveEntry {
+                id: U16::new(i as u16),
+                state: d.state,
+                reserved: 0,
+                volume: U32::new(d.volume.map_or(u32::MAX, u32::from)),
+                capacity_bytes: U64::new(d.capacity_bytes),
+            })
+            .collect()
+    }
+
+    fn geometry(&self, volume: u16) -> Option<(u32, u64)> {
+        self.volumes.get(&volume).map(|v| (v.spec.block_size, v.spec.blocks))
+    }
+
+    fn read(&mut self, volume: u16, lba: u64, data: &mut [u8]) -> Result<(), BackendError> {
+        let online = self.volumes.get(&volume).is_some_and(|v| self.online(v));
+        let v = self.volume(volume)?;
+        if !online {
+            return Err(BackendError::Internal);
+        }
+        let at = Self::offset(v, lba, data.len())?;
+        v.data.read(at, data);
+        Ok(())
+    }
+
+    fn write(&mut self, volume: u16, lba: u64, data: &[u8]) -> Result<(), BackendError> {
+        let online = self.volumes.get(&volume).is_some_and(|v| self.online(v));
+        let v = self.volume(volume)?;
+        if !online {
+            return Err(BackendError::Internal);
+        }
+        let at = Self::offset(v, lba, data.len())?;
+        v.data.write(at, data);
+        Ok(())
+    }
+
+    fn flush(&mut self, volume: u16) -> Result<(), BackendError> {
+        self.volume(volume).map(|_| ())
+    }
+
+    fn unmap(&mut self, volume: u16, lba: u64, blocks: u64) -> Option<Result<(), BackendError>> {
+        let v = match self.volume(volume) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        let bs = u64::from(v.spec.block_size);
+        v.data.zero(lba * bs, blocks * bs);
+        Some(Ok(()))
+    }
+
+    fn last_event(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    fn events_since(&self, sequence: u64) -> Vec<EventEntry> {
+        self.events.iter().filter(|e| e.sequence.get() > sequence).copied().collect()
+    }
+
+    fn create_volume(
+        &mut self,
+        level: u32,
+        _strip_bytes: u32,
+        drives: u64,
+    ) -> Result<u16, MgmtError> {
+        if level != 0 || drives.count_ones() != 1 {
+            return Err(MgmtError::InvalidArgument);
+        }
+        let drive = drives.trailing_zeros() as u16;
+        let d = self.drives.get(usize::from(drive)).ok_or(MgmtError::NotFound)?;
+        if d.state != drive_state::UNCONFIGURED_GOOD {
+            return Err(MgmtError::Busy);
+        }
+        let id = (0..u16::MAX).find(|i| !self.volumes.contains_key(i)).ok_or(MgmtError::Busy)?;
+        let spec = VolumeSpec { id, block_size: 512, blocks: d.capacity_bytes / 512 };
+        self.drives[usize::from(drive)].state = drive_state::ONLINE;
+        self.drives[usize::from(drive)].volume = Some(id);
+        self.volumes.insert(id, RamVolume { spec, drive, data: Sparse::default() });
+        self.post(event::VOLUME_CREATED, id, drive);
+        Ok(id)
+    }
+
+    fn delete_volume(&mut self, volume: u16) -> Result<(), MgmtError> {
+        let v = self.volumes.remove(&volume).ok_or(MgmtError::NotFound)?;
+        if let Some(d) = self.drives.get_mut(usize::from(v.drive)) {
+            d.volume = None;
+            if d.state == drive_state::ONLINE {
+                d.state = drive_state::UNCONFIGURED_GOOD;
+            }
+        }
+        self.post(event::VOLUME_DELETED, volume, v.drive);
+        Ok(())
+    }
+
+    fn set_hot_spare(&mut self, drive: u16, spare: bool) -> Result<(), MgmtError> {
+        let d = self.drives.get_mut(usize::from(drive)).ok_or(MgmtError::NotFound)?;
+        match (d.state, spare) {
+            (drive_state::UNCONFIGURED_GOOD, true) => d.state = drive_state::HOT_SPARE,
+            (drive_state::HOT_SPARE, false) => d.state = drive_state::UNCONFIGURED_GOOD,
+            (drive_state::HOT_SPARE, true) | (drive_state::UNCONFIGURED_GOOD, false) => {}
+            _ => return Err(MgmtError::Busy),
+        }
+        Ok(())
+    }
+
+    fn start_rebuild(&mut self, _volume: u16, _drive: u16) -> Result<(), MgmtError> {
+        Err(MgmtError::Unsupported)
+    }
+
+    fn fail_drive(&mut self, drive: u16) -> Result<(), MgmtError> {
+        let d = self.drives.get_mut(usize::from(drive)).ok_or(MgmtError::NotFound)?;
+        if d.state == drive_state::OFFLINE {
+            return Ok(());
+        }
+        d.state = drive_state::OFFLINE;
+        let volume = d.volume;
+        self.post(event::DRIVE_FAILED, volume.unwrap_or(u16::MAX), drive);
+        if let Some(v) = volume {
+            self.post(event::VOLUME_OFFLINE, v, drive);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_storage_reads_zeros_and_keeps_writes_across_chunks() {
+        let mut s = Sparse::default();
+        let mut out = vec![0xAAu8; 1000];
+        s.read(CHUNK - 500, &mut out);
+        assert!(out.iter().all(|b| *b == 0));
+        let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        s.write(CHUNK - 500, &data);
+        assert_eq!(s.chunks.len(), 2);
+        s.read(CHUNK - 500, &mut out);
+        assert_eq!(out, data);
+        s.zero(CHUNK - 500, 1000);
+        s.read(CHUNK - 500, &mut out);
+        assert!(out.iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn ram_array_volumes_drives_and_events() {
+        let mut a = RamArray::new(&[
+            VolumeSpec::DEFAULT,
+            VolumeSpec { id: 3, block_size: 4096, blocks: 256 },
+        ]);
+        assert_eq!(a.volumes().iter().map(|v| v.id.get()).collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(a.geometry(3), Some((4096, 256)));
+        a.write(3, 255, &[7u8; 4096]).unwrap();
+        assert_eq!(a.write(3, 256, &[7u8; 4096]), Err(BackendError::Internal));
+        a.fail_drive(1).unwrap();
+        assert_eq!(a.read(3, 0, &mut [0u8; 4096]), Err(BackendError::Internal));
+        let codes: Vec<u16> = a.events_since(0).iter().map(|e| e.code.get()).collect();
+        assert_eq!(codes, [event::DRIVE_FAILED, event::VOLUME_OFFLINE]);
+        assert_eq!(a.volumes()[1].state, volume_state::OFFLINE);
+        a.delete_volume(0).unwrap();
+        assert_eq!(a.create_volume(1, 0, 1), Err(MgmtError::InvalidArgument));
+        assert_eq!(a.create_volume(0, 0, 1), Ok(0));
+        assert_eq!(a.last_event(), 4);
+        assert_eq!(a.start_rebuild(0, 0), Err(MgmtError::Unsupported));
+    }
+}
