@@ -600,24 +600,54 @@ void IOTimerDispatchSource::free()
     OSSafeReleaseNULL(dksimAction);
 }
 
+/* The runtime owns interrupt sources (src/controller/interrupts.rs): it posts
+ * InterruptOccurred to the source's queue when the device raises the source's vector. The
+ * source keeps its action retained while the runtime may call it; Cancel and free() tell the
+ * runtime first, then release it. */
+
 kern_return_t IOInterruptDispatchSource::Create(IOService *provider, uint32_t index,
                                                 IODispatchQueue *queue,
                                                 IOInterruptDispatchSource **source)
 {
     dksim_enter("IOInterruptDispatchSource::Create");
-    (void)index;
     if (provider == nullptr || queue == nullptr || source == nullptr) {
         return kIOReturnBadArgument;
     }
-    *source = new IOInterruptDispatchSource();
+    uint64_t handle = 0;
+    kern_return_t ret = dksim_interrupt_create(queue->DkSimHandle(), index, &handle);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
+    IOInterruptDispatchSource *s = new IOInterruptDispatchSource();
+    s->dksimHandle = handle;
+    *source = s;
     return kIOReturnSuccess;
 }
+
+kern_return_t IOInterruptDispatchSource::GetInterruptType(IOService *provider, uint32_t index,
+                                                          uint64_t *interruptType)
+{
+    (void)index;
+    dksim_enter("IOInterruptDispatchSource::GetInterruptType");
+    if (provider == nullptr || interruptType == nullptr) {
+        return kIOReturnBadArgument;
+    }
+    /* A PCI device's sources are MSI/MSI-X: edge-triggered messages. */
+    *interruptType = kIOInterruptDispatchSourceTypeEdge;
+    return kIOReturnSuccess;
+}
+
+bool IOInterruptDispatchSource::init() { return IODispatchSource::init(); }
 
 kern_return_t IOInterruptDispatchSource::SetHandler(OSAction *action)
 {
     dksim_enter("IOInterruptDispatchSource::SetHandler");
     if (action == nullptr) {
         return kIOReturnBadArgument;
+    }
+    kern_return_t ret = dksim_interrupt_set_handler(dksimHandle, action);
+    if (ret != kIOReturnSuccess) {
+        return ret;
     }
     action->retain();
     OSSafeReleaseNULL(dksimAction);
@@ -629,7 +659,7 @@ kern_return_t IOInterruptDispatchSource::Cancel(IODispatchSourceCancelHandler ha
 {
     (void)handler;
     dksim_enter("IOInterruptDispatchSource::Cancel");
-    dksimEnabled = false;
+    dksim_interrupt_cancel(dksimHandle);
     OSSafeReleaseNULL(dksimAction);
     return kIOReturnSuccess;
 }
@@ -639,8 +669,14 @@ kern_return_t IOInterruptDispatchSource::SetEnableWithCompletion(bool enable,
 {
     (void)handler;
     dksim_enter("IOInterruptDispatchSource::SetEnableWithCompletion");
-    dksimEnabled = enable;
-    return kIOReturnSuccess;
+    return dksim_interrupt_enable(dksimHandle, enable);
+}
+
+void IOInterruptDispatchSource::free()
+{
+    dksim_interrupt_cancel(dksimHandle);
+    OSSafeReleaseNULL(dksimAction);
+    IODispatchSource::free();
 }
 
 /* ---------------------------------------------------------------------------- IOPCIDevice -- */

@@ -59,6 +59,13 @@ void dksim_parallel_task_completion(OSObject *service, OSAction *action, const v
 kern_return_t dksim_timer_create(uint64_t queue, uint64_t *out_timer);
 kern_return_t dksim_timer_wake_at(uint64_t timer, OSAction *action, uint64_t deadline_ns);
 void dksim_timer_cancel(uint64_t timer);
+/* IOInterruptDispatchSource: a source for the provider's interrupt `index` (the device's MSI-X
+ * vector) delivering on `queue`. The runtime calls the handler action with args
+ * [count, time_ns] on that queue; it never touches the action after dksim_interrupt_cancel. */
+kern_return_t dksim_interrupt_create(uint64_t queue, uint32_t index, uint64_t *out_source);
+kern_return_t dksim_interrupt_set_handler(uint64_t source, OSAction *action);
+kern_return_t dksim_interrupt_enable(uint64_t source, bool enable);
+void dksim_interrupt_cancel(uint64_t source);
 
 /* Memory and DMA. */
 kern_return_t dksim_buffer_create(uint64_t options, uint64_t capacity, uint64_t alignment,
