@@ -11,6 +11,7 @@
 //!   of the personality against the simulated PCI device ([`pci`]) at boot.
 //! - [`controller`]: the simulated PCI RAID controller (BAR0, firmware, MSI-X).
 //! - [`verifier`], [`trace`], [`cli_output`]: findings, timeline, printing.
+//! - [`raid`]: the simulated RAID controller's firmware RAID engine (drives, volumes, rebuilds).
 // FFI glue groups a C call with the pointer reads around it; one SAFETY comment covers the
 // block (every unsafe block still has one).
 #![allow(clippy::multiple_unsafe_ops_per_block)]
@@ -30,6 +31,7 @@ pub mod locks;
 pub mod memory;
 pub mod passthrough;
 pub mod pci;
+pub mod raid;
 pub mod runtime;
 pub mod sched;
 pub mod tasks;
