@@ -1,7 +1,7 @@
 //! What the firmware's volumes live in: the [`Array`] trait (volumes, drives, the event log and
 //! the management operations), the per-volume [`VolumePort`] each volume's SCSI emulator runs
 //! over, and [`RamArray`], a stand-in array of sparse RAM volumes (one single-drive volume per
-//! drive) used until the RAID engine (`crate::raid`) is wired in.
+//! drive). The RAID engine (`crate::raid::Raid`) implements [`Array`] at the end of this file.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -23,6 +23,8 @@ pub enum MgmtError {
     Busy,
     /// The array cannot do this at all.
     Unsupported,
+    /// The array tried and failed (a drive or its backing store failed).
+    Failed,
 }
 
 impl MgmtError {
@@ -32,6 +34,7 @@ impl MgmtError {
             MgmtError::NotFound => super::mgmt_status::NOT_FOUND,
             MgmtError::Busy => super::mgmt_status::BUSY,
             MgmtError::Unsupported => super::mgmt_status::UNSUPPORTED,
+            MgmtError::Failed => super::mgmt_status::FAILED,
         }
     }
 }
@@ -465,5 +468,238 @@ mod tests {
         assert_eq!(a.create_volume(0, 0, 1), Ok(0));
         assert_eq!(a.last_event(), 4);
         assert_eq!(a.start_rebuild(0, 0), Err(MgmtError::Unsupported));
+    }
+}
+
+// ------------------------------------------------------------------------ RAID engine --
+
+/// Event codes the device reports beyond `wire::event` (the engine logs more kinds than the
+/// wire names; every event keeps its sequence number, so the host sees no gap).
+pub mod event_ext {
+    pub const HOT_SPARE_ADDED: u16 = 10;
+    pub const HOT_SPARE_REMOVED: u16 = 11;
+    /// Full redundancy again after a rebuild.
+    pub const VOLUME_OPTIMAL: u16 = 12;
+    pub const REBUILD_ABORTED: u16 = 13;
+    pub const MEDIA_ERROR_CORRECTED: u16 = 14;
+    pub const MEDIA_ERROR_UNRECOVERED: u16 = 15;
+    pub const REBUILD_PUNCTURE: u16 = 16;
+}
+
+/// How much a rebuild advances per firmware slice, and what the slice costs.
+pub const REBUILD_SLICE_BYTES: u64 = 1 << 20;
+/// 1 MiB per 2 ms: 500 MB/s of rebuild while the firmware has nothing else to do.
+pub const REBUILD_SLICE_NS: u64 = 2_000_000;
+
+fn id16(id: u32) -> u16 {
+    u16::try_from(id).unwrap_or(u16::MAX)
+}
+
+fn raid_error(e: &crate::raid::RaidError) -> MgmtError {
+    use crate::raid::ErrorClass;
+    match e.class() {
+        ErrorClass::InvalidArgument => MgmtError::InvalidArgument,
+        ErrorClass::NotFound => MgmtError::NotFound,
+        ErrorClass::Busy => MgmtError::Busy,
+        ErrorClass::Media | ErrorClass::Device => MgmtError::Failed,
+    }
+}
+
+fn io_error(e: crate::raid::RaidError) -> BackendError {
+    use crate::raid::RaidError;
+    match e {
+        RaidError::ReadError { lba, .. } => BackendError::ReadError { lba },
+        RaidError::WriteError { lba, .. } => BackendError::WriteError { lba },
+        _ => BackendError::Internal,
+    }
+}
+
+fn wire_volume_state(s: crate::raid::VolumeState) -> u8 {
+    use crate::raid::VolumeState;
+    match s {
+        VolumeState::Optimal => volume_state::OPTIMAL,
+        VolumeState::Degraded => volume_state::DEGRADED,
+        VolumeState::PartiallyDegraded => volume_state::PARTIALLY_DEGRADED,
+        VolumeState::Offline => volume_state::OFFLINE,
+        VolumeState::Rebuilding => volume_state::REBUILDING,
+    }
+}
+
+fn wire_drive_state(s: crate::raid::DriveState) -> u8 {
+    use crate::raid::DriveState;
+    match s {
+        DriveState::Online => 0,
+        DriveState::Offline => 1,
+        DriveState::UnconfiguredGood => 2,
+        DriveState::UnconfiguredBad => 3,
+        DriveState::Rebuild => 4,
+        DriveState::HotSpare => 5,
+        DriveState::Missing => 6,
+    }
+}
+
+/// (code, volume, drive, percent) of an engine event.
+fn wire_event(kind: &crate::raid::EventKind) -> (u16, Option<u32>, Option<u32>, u8) {
+    use crate::raid::EventKind as K;
+    match *kind {
+        K::VolumeCreated { volume, .. } => (event::VOLUME_CREATED, Some(volume), None, 0),
+        K::VolumeDeleted { volume } => (event::VOLUME_DELETED, Some(volume), None, 0),
+        K::HotSpareAdded { drive } => (event_ext::HOT_SPARE_ADDED, None, Some(drive), 0),
+        K::HotSpareRemoved { drive } => (event_ext::HOT_SPARE_REMOVED, None, Some(drive), 0),
+        K::DriveFailed { drive, volume, .. } => (event::DRIVE_FAILED, volume, Some(drive), 0),
+        K::VolumeDegraded { volume, .. } => (event::VOLUME_DEGRADED, Some(volume), None, 0),
+        K::VolumeOffline { volume } => (event::VOLUME_OFFLINE, Some(volume), None, 0),
+        K::VolumeOptimal { volume } => (event_ext::VOLUME_OPTIMAL, Some(volume), None, 100),
+        K::RebuildStarted { volume, drive, .. } => {
+            (event::REBUILD_STARTED, Some(volume), Some(drive), 0)
+        }
+        K::RebuildProgress { volume, drive, percent } => {
+            (event::REBUILD_PROGRESS, Some(volume), Some(drive), percent)
+        }
+        K::RebuildFinished { volume, drive } => {
+            (event::REBUILD_FINISHED, Some(volume), Some(drive), 100)
+        }
+        K::RebuildAborted { volume, drive, .. } => {
+            (event_ext::REBUILD_ABORTED, Some(volume), Some(drive), 0)
+        }
+        K::SpareActive { volume, drive } => (event::SPARE_ACTIVE, Some(volume), Some(drive), 0),
+        K::MediaErrorCorrected { drive, .. } => {
+            (event_ext::MEDIA_ERROR_CORRECTED, None, Some(drive), 0)
+        }
+        K::MediaErrorUnrecovered { volume, .. } => {
+            (event_ext::MEDIA_ERROR_UNRECOVERED, Some(volume), None, 0)
+        }
+        K::RebuildPuncture { volume, drive, .. } => {
+            (event_ext::REBUILD_PUNCTURE, Some(volume), Some(drive), 0)
+        }
+    }
+}
+
+/// The RAID engine behind the firmware: volumes, drives and the log as the wire reports them;
+/// management and fault injection delegated; rebuilds advanced in background slices.
+impl Array for crate::raid::Raid {
+    fn volumes(&self) -> Vec<VolumeEntry> {
+        crate::raid::Raid::volumes(self)
+            .into_iter()
+            .map(|v| VolumeEntry {
+                id: U16::new(id16(v.id)),
+                state: wire_volume_state(v.state),
+                level: v.level.number() as u8,
+                block_size: U32::new(v.block_size),
+                capacity_blocks: U64::new(v.capacity_blocks),
+                strip_bytes: U32::new(u32::try_from(v.strip_bytes).unwrap_or(u32::MAX)),
+                rebuild_percent: v.rebuilds.iter().map(|r| r.percent).min().unwrap_or(0),
+                reserved: [0; 3],
+                drives: U64::new(
+                    v.drives.iter().filter(|&&d| d < 64).fold(0u64, |m, &d| m | (1 << d)),
+                ),
+            })
+            .collect()
+    }
+
+    fn drives(&self) -> Vec<DriveEntry> {
+        crate::raid::Raid::drives(self)
+            .into_iter()
+            .map(|d| DriveEntry {
+                id: U16::new(id16(d.id)),
+                state: wire_drive_state(d.state),
+                reserved: 0,
+                volume: U32::new(d.volume.unwrap_or(u32::MAX)),
+                capacity_bytes: U64::new(d.capacity_bytes),
+            })
+            .collect()
+    }
+
+    fn geometry(&self, volume: u16) -> Option<(u32, u64)> {
+        let v = crate::raid::Raid::volume(self, u32::from(volume)).ok()?;
+        Some((v.block_size, v.capacity_blocks))
+    }
+
+    fn read(&mut self, volume: u16, lba: u64, data: &mut [u8]) -> Result<(), BackendError> {
+        crate::raid::Raid::read(self, u32::from(volume), lba, data).map_err(io_error)
+    }
+
+    fn write(&mut self, volume: u16, lba: u64, data: &[u8]) -> Result<(), BackendError> {
+        crate::raid::Raid::write(self, u32::from(volume), lba, data).map_err(io_error)
+    }
+
+    fn flush(&mut self, volume: u16) -> Result<(), BackendError> {
+        crate::raid::Raid::flush(self, u32::from(volume)).map_err(io_error)
+    }
+
+    fn last_event(&self) -> u64 {
+        self.last_event_seq()
+    }
+
+    fn events_since(&self, sequence: u64) -> Vec<EventEntry> {
+        crate::raid::Raid::events_since(self, sequence)
+            .iter()
+            .map(|e| {
+                let (code, volume, drive, percent) = wire_event(&e.kind);
+                EventEntry {
+                    sequence: U64::new(e.seq),
+                    code: U16::new(code),
+                    volume: U16::new(volume.map_or(u16::MAX, id16)),
+                    drive: U16::new(drive.map_or(u16::MAX, id16)),
+                    percent,
+                    reserved: 0,
+                }
+            })
+            .collect()
+    }
+
+    fn create_volume(
+        &mut self,
+        level: u32,
+        strip_bytes: u32,
+        drives: u64,
+    ) -> Result<u16, MgmtError> {
+        use crate::raid::{Level, VolumeRequest};
+        let level = Level::ALL
+            .into_iter()
+            .find(|l| l.number() == level)
+            .ok_or(MgmtError::InvalidArgument)?;
+        let members: Vec<u32> = (0..64).filter(|d| drives & (1 << d) != 0).collect();
+        let mut req = VolumeRequest::new(level, members);
+        if strip_bytes != 0 {
+            req = req.strip(u64::from(strip_bytes));
+        }
+        let id = crate::raid::Raid::create_volume(self, &req).map_err(|e| raid_error(&e))?;
+        u16::try_from(id).map_err(|_| MgmtError::Failed)
+    }
+
+    fn delete_volume(&mut self, volume: u16) -> Result<(), MgmtError> {
+        crate::raid::Raid::delete_volume(self, u32::from(volume)).map_err(|e| raid_error(&e))
+    }
+
+    fn set_hot_spare(&mut self, drive: u16, spare: bool) -> Result<(), MgmtError> {
+        let r = if spare {
+            crate::raid::Raid::set_hot_spare(self, u32::from(drive))
+        } else {
+            self.clear_hot_spare(u32::from(drive))
+        };
+        r.map_err(|e| raid_error(&e))
+    }
+
+    /// `drive` 0xFFFF: onto hot spares; otherwise onto that drive.
+    fn start_rebuild(&mut self, volume: u16, drive: u16) -> Result<(), MgmtError> {
+        let r = if drive == u16::MAX {
+            crate::raid::Raid::start_rebuild(self, u32::from(volume)).map(|_| ())
+        } else {
+            self.rebuild_onto(u32::from(volume), u32::from(drive))
+        };
+        r.map_err(|e| raid_error(&e))
+    }
+
+    fn fail_drive(&mut self, drive: u16) -> Result<(), MgmtError> {
+        crate::raid::Raid::fail_drive(self, u32::from(drive)).map_err(|e| raid_error(&e))
+    }
+
+    fn background(&mut self) -> Option<u64> {
+        if self.rebuilds().is_empty() {
+            return None;
+        }
+        self.rebuild_step(REBUILD_SLICE_BYTES);
+        Some(REBUILD_SLICE_NS)
     }
 }

@@ -27,7 +27,7 @@ use std::rc::Rc;
 
 use dkraid_core::scsi::{Emulator, Identity, Limits};
 
-pub use array::{Array, MgmtError, RamArray, SharedArray, VolumePort, VolumeSpec};
+pub use array::{event_ext, Array, MgmtError, RamArray, SharedArray, VolumePort, VolumeSpec};
 pub use device::{Device, Stats};
 
 use crate::sched::{self, Scheduler};
@@ -77,6 +77,8 @@ pub mod mgmt_status {
     pub const NO_BUFFER: u8 = 0x05;
     /// The array cannot do this.
     pub const UNSUPPORTED: u8 = 0x06;
+    /// The array tried and failed (a drive or its backing store).
+    pub const FAILED: u8 = 0x07;
 }
 
 /// `INTR_STATUS` / `INTR_MASK` bits.
@@ -139,30 +141,52 @@ impl Timing {
     }
 }
 
+/// The RAID engine as the controller shares it.
+pub type SharedRaid = Rc<RefCell<crate::raid::Raid>>;
+
 /// What the controller's array is made of.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum ArraySpec {
+    /// The RAID engine built from a spec (`--drives/--volume/--spare`; `docs/RAID.md`).
+    Raid { spec: crate::raid::ArraySpec, backing: crate::raid::Backing },
+    /// A RAID engine someone already built (and may keep a handle on for fault injection).
+    Engine(SharedRaid),
     /// The stand-in: sparse RAM volumes, one drive each ([`RamArray`]).
     Ram(Vec<VolumeSpec>),
 }
 
 impl Default for ArraySpec {
-    /// One volume of 1 GiB with 512-byte blocks, target ID 0.
+    /// The RAID engine's default array in memory: six 2 GiB drives, a RAID 5 over drives 0-4
+    /// (8 GiB, volume 0 = target 0), drive 5 a hot spare.
     fn default() -> Self {
-        ArraySpec::Ram(vec![VolumeSpec::DEFAULT])
-    }
-}
-
-impl ArraySpec {
-    fn build(&self) -> SharedArray {
-        match self {
-            ArraySpec::Ram(v) => Rc::new(RefCell::new(RamArray::new(v))),
+        ArraySpec::Raid {
+            spec: crate::raid::ArraySpec::default(),
+            backing: crate::raid::Backing::Memory,
         }
     }
 }
 
+impl ArraySpec {
+    /// One RAM volume of 1 GiB with 512-byte blocks, target 0.
+    pub fn ram() -> ArraySpec {
+        ArraySpec::Ram(vec![VolumeSpec::DEFAULT])
+    }
+
+    /// The array, and the RAID engine's own handle when it is one.
+    fn build(&self) -> Result<(SharedArray, Option<SharedRaid>), String> {
+        Ok(match self {
+            ArraySpec::Raid { spec, backing } => {
+                let raid = Rc::new(RefCell::new(spec.build(backing).map_err(|e| e.to_string())?));
+                (raid.clone(), Some(raid))
+            }
+            ArraySpec::Engine(raid) => (raid.clone(), Some(raid.clone())),
+            ArraySpec::Ram(v) => (Rc::new(RefCell::new(RamArray::new(v))), None),
+        })
+    }
+}
+
 /// How to build a controller.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ControllerConfig {
     pub facts: Facts,
     pub timing: Timing,
@@ -227,6 +251,7 @@ struct Inner {
     config: ControllerConfig,
     device: RefCell<Device>,
     engine: RefCell<Engine>,
+    raid: Option<SharedRaid>,
 }
 
 /// The simulated controller: a cheap handle (clones share one device). The world holds one
@@ -238,18 +263,25 @@ pub struct Controller {
 
 impl Controller {
     /// A controller in state RESET. It becomes READY `timing.ready_ns` after its firmware
-    /// thread starts ([`Controller::start`]).
-    pub fn new(mut config: ControllerConfig) -> Controller {
+    /// thread starts ([`Controller::start`]). Panics if the array spec cannot be built (use
+    /// [`Controller::try_new`] to get the error).
+    pub fn new(config: ControllerConfig) -> Controller {
+        Controller::try_new(config).unwrap_or_else(|e| panic!("the controller's array: {e}"))
+    }
+
+    /// As [`Controller::new`], with the array spec's error (naming the bad token).
+    pub fn try_new(mut config: ControllerConfig) -> Result<Controller, String> {
         config.msix_vectors = config.msix_vectors.max(1);
-        let array = config.array.build();
+        let (array, raid) = config.array.build()?;
         let engine = Engine::new(array, &config.facts);
-        Controller {
+        Ok(Controller {
             inner: Rc::new(Inner {
                 device: RefCell::new(Device::new(config.facts)),
                 engine: RefCell::new(engine),
+                raid,
                 config,
             }),
-        }
+        })
     }
 
     /// Spawn the firmware thread (from a simulated thread).
@@ -277,6 +309,13 @@ impl Controller {
     /// The array behind the firmware (for workloads and tests; the firmware reads it too).
     pub fn array(&self) -> SharedArray {
         self.engine().array.clone()
+    }
+
+    /// The RAID engine, when the array is one: its whole management and fault-injection API
+    /// (`kill_drive`, `inject_media_error`, `power_loss`, …). Call [`Controller::notify_events`]
+    /// after changing it so the firmware posts the events and runs rebuilds.
+    pub fn raid(&self) -> Option<SharedRaid> {
+        self.inner.raid.clone()
     }
 
     pub(crate) fn dev(&self) -> RefMut<'_, Device> {
@@ -316,15 +355,17 @@ impl Controller {
         self.post_raw(desc)
     }
 
-    /// The engine fails drive `id` now; the firmware posts the resulting events.
+    /// The array fails drive `id` now; the firmware posts the resulting events (and, with a
+    /// hot spare, runs the rebuild in the background).
     pub fn fail_drive(&self, id: u16) -> Result<(), MgmtError> {
-        let r = self.array().borrow_mut().fail_drive(id);
+        let array = self.array();
+        let r = array.borrow_mut().fail_drive(id);
         self.engine().sync();
         self.notify_events();
         r
     }
 
-    /// Something changed in the array (events, background work): wake the firmware.
+    /// Something changed in the array (events, rebuilds to run): wake the firmware.
     pub fn notify_events(&self) {
         let thread = self.dev().thread;
         if let Some(t) = thread {

@@ -226,6 +226,23 @@ impl Host {
         panic!("only {} of {n} replies arrived: {out:?}", out.len());
     }
 
+    /// Collect replies (sleeping 1 ms between looks, at most `limit_ms`) until `done` says so.
+    fn replies_until(
+        &mut self,
+        limit_ms: u64,
+        mut done: impl FnMut(&[ReplyDescriptor]) -> bool,
+    ) -> Vec<ReplyDescriptor> {
+        let mut out = Vec::new();
+        for _ in 0..limit_ms {
+            out.extend(self.drain());
+            if done(&out) {
+                return out;
+            }
+            sched::sleep_ns(1_000_000);
+        }
+        panic!("gave up after {limit_ms} ms with {} replies: {out:?}", out.len());
+    }
+
     /// One SCSI command in slot 0 and its reply.
     fn command(
         &mut self,
@@ -318,6 +335,11 @@ fn rules(w: &World) -> Vec<&'static str> {
     w.violations.iter().map(|v| v.rule).collect()
 }
 
+/// One 1 GiB RAM volume, target 0.
+fn ram() -> ControllerConfig {
+    ControllerConfig::with_array(ArraySpec::ram())
+}
+
 fn two_volumes() -> ControllerConfig {
     ControllerConfig::with_array(ArraySpec::Ram(vec![
         VolumeSpec::DEFAULT,
@@ -329,7 +351,7 @@ fn two_volumes() -> ControllerConfig {
 
 #[test]
 fn reset_ready_operational_with_facts_and_state_interrupt_bits() {
-    let w = simulate(ControllerConfig::default(), |c| {
+    let w = simulate(ram(), |c| {
         let h = Host::new(c, 8);
         assert_eq!(h.read(reg::FW_STATE), fw_state::RESET);
         let t0 = sched::now_ns();
@@ -363,7 +385,7 @@ fn reset_ready_operational_with_facts_and_state_interrupt_bits() {
 
 #[test]
 fn a_bad_init_frame_faults_with_its_code_and_reset_recovers() {
-    let w = simulate(ControllerConfig::default(), |c| {
+    let w = simulate(ram(), |c| {
         let h = Host::new(c, 8);
         h.wait_state(fw_state::READY);
         let mut bad = h.init_frame();
@@ -458,7 +480,7 @@ fn check_condition_writes_fixed_sense_and_absent_volumes_are_not_supported_luns(
 
 #[test]
 fn dma_outside_any_mapping_is_a_violation_and_a_fault_without_a_reply() {
-    let w = simulate(ControllerConfig::default(), |c| {
+    let w = simulate(ram(), |c| {
         let mut h = Host::up(c, 8);
         h.clear_unit_attention(0);
         h.write(reg::INTR_STATUS, intr::REPLY | intr::STATE);
@@ -480,7 +502,7 @@ fn dma_outside_any_mapping_is_a_violation_and_a_fault_without_a_reply() {
 
 #[test]
 fn reset_drops_queued_and_in_flight_work_without_replies() {
-    let w = simulate(ControllerConfig::default(), |c| {
+    let w = simulate(ram(), |c| {
         let mut h = Host::up(c.clone(), 8);
         h.clear_unit_attention(0);
         c.stall(1_000_000);
@@ -569,7 +591,7 @@ fn management_lists_volumes_and_drives_and_maps_errors_to_statuses() {
 
 #[test]
 fn events_are_posted_with_the_event_smid_and_fetched_with_events_since() {
-    simulate(ControllerConfig::default(), |c| {
+    simulate(ram(), |c| {
         let mut h = Host::up(c.clone(), 8);
         c.fail_drive(0).unwrap();
         let r = h.replies(2);
@@ -597,7 +619,7 @@ fn events_are_posted_with_the_event_smid_and_fetched_with_events_since() {
 fn abort_task_drops_a_queued_request_and_coalesces_into_one_interrupt() {
     let deliveries = Rc::new(RefCell::new(Vec::new()));
     let seen = deliveries.clone();
-    simulate(ControllerConfig::default(), move |c| {
+    simulate(ram(), move |c| {
         let queue = world::create_queue("InterruptQueue");
         let src = interrupts::create(queue, 0).unwrap();
         interrupts::set_rust_handler(
@@ -647,7 +669,7 @@ fn abort_task_drops_a_queued_request_and_coalesces_into_one_interrupt() {
 fn interrupt_sources_coalesce_latch_while_disabled_and_never_fire_after_cancel() {
     let calls = Rc::new(RefCell::new(Vec::new()));
     let seen = calls.clone();
-    simulate(ControllerConfig::default(), move |_c| {
+    simulate(ram(), move |_c| {
         let queue = world::create_queue("InterruptQueue");
         let other = interrupts::create(queue, 0).unwrap();
         assert!(interrupts::create(queue, 1).is_err(), "the device has one vector");
@@ -686,7 +708,7 @@ fn interrupt_sources_coalesce_latch_while_disabled_and_never_fire_after_cancel()
 fn masked_interrupts_are_sent_on_unmask() {
     let calls = Rc::new(Cell::new(0u64));
     let seen = calls.clone();
-    simulate(ControllerConfig::default(), move |c| {
+    simulate(ram(), move |c| {
         let queue = world::create_queue("InterruptQueue");
         let src = interrupts::create(queue, 0).unwrap();
         interrupts::set_rust_handler(src, Rc::new(move |count, _| seen.set(seen.get() + count)))
@@ -710,7 +732,7 @@ fn masked_interrupts_are_sent_on_unmask() {
 
 #[test]
 fn fault_injection_drops_replies_and_posts_bogus_ones() {
-    simulate(ControllerConfig::default(), |c| {
+    simulate(ram(), |c| {
         let mut h = Host::up(c.clone(), 8);
         h.clear_unit_attention(0);
         c.drop_next_replies(1);
@@ -744,7 +766,7 @@ fn fault_injection_drops_replies_and_posts_bogus_ones() {
 
 #[test]
 fn a_full_reply_ring_holds_the_firmware_until_the_host_consumes() {
-    simulate(ControllerConfig::default(), |c| {
+    simulate(ram(), |c| {
         let mut h = Host::up(c, 2);
         // A ring of 2 holds one reply. Two TEST UNIT READYs (UNIT ATTENTION, then GOOD).
         h.scsi_frame(0, 0, direction::NONE, &[0; 6], 0, &[]);
@@ -763,7 +785,7 @@ fn a_full_reply_ring_holds_the_firmware_until_the_host_consumes() {
 
 #[test]
 fn out_of_range_request_producer_and_bad_frames_are_named() {
-    let w = simulate(ControllerConfig::default(), |c| {
+    let w = simulate(ram(), |c| {
         let mut h = Host::up(c, 8);
         // sge_count over MAX_SGE: CHECK CONDITION 24/00, the firmware carries on.
         let sges = vec![sge(h.frames.iova, 16); 33];
@@ -786,7 +808,7 @@ fn out_of_range_request_producer_and_bad_frames_are_named() {
 #[test]
 fn bar_accesses_reach_the_device_in_stages_with_hardware_and_cost_time() {
     // Stage full: memory index 0 is the device.
-    simulate(ControllerConfig::default(), |_c| {
+    simulate(ram(), |_c| {
         let t = sched::now_ns();
         let v = crate::runtime::dksim_pci_read(1, 0, reg::MAX_SGE, 32);
         assert_eq!(v, 32);
@@ -801,4 +823,146 @@ fn bar_accesses_reach_the_device_in_stages_with_hardware_and_cost_time() {
     let w = World::take().unwrap();
     assert_eq!(rules(&w), ["HardwareTouchedInPipelineStage"]);
     assert!(w.violations[0].message.contains("stage 1 (fake-block)"), "{}", w.violations[0]);
+}
+
+// ------------------------------------------------------------------ the RAID engine --
+
+fn small_raid5() -> ControllerConfig {
+    let spec = crate::raid::ArraySpec::parse(Some("6x64MiB"), &["raid5:0-4"], &["5"]).unwrap();
+    ControllerConfig::with_array(ArraySpec::Raid { spec, backing: crate::raid::Backing::Memory })
+}
+
+#[test]
+fn the_default_array_is_the_raid_engines_raid5_with_a_spare() {
+    let w = simulate(ControllerConfig::default(), |c| {
+        let mut h = Host::up(c, 8);
+        let buf = region(4096);
+        let r = h.mgmt(0xFFFE, mgmt::LIST_VOLUMES, [0; 4], Some((buf.iova, 4096)));
+        assert_eq!(r.transferred.get(), 32);
+        let v = VolumeEntry::read_from_bytes(&buf.read(0, 32)).unwrap();
+        assert_eq!((v.id.get(), v.level, v.state), (0, 5, 0));
+        assert_eq!((v.block_size.get(), v.capacity_blocks.get()), (512, (8u64 << 30) / 512));
+        assert_eq!((v.strip_bytes.get(), v.drives.get()), (65536, 0b11111));
+        let r = h.mgmt(0xFFFE, mgmt::LIST_DRIVES, [0; 4], Some((buf.iova, 4096)));
+        assert_eq!(r.transferred.get(), 6 * 16);
+        let states: Vec<u8> = buf.read(0, 96).chunks_exact(16).map(|d| d[2]).collect();
+        assert_eq!(states, [0, 0, 0, 0, 0, 5], "five members online, drive 5 a hot spare");
+        // SCSI through the engine: a strip-crossing write and read.
+        h.clear_unit_attention(0);
+        let data = region(256 * 1024);
+        let pattern: Vec<u8> = (0..128 * 1024u32).map(|i| (i % 251) as u8).collect();
+        data.write(0, &pattern);
+        let r = h.command(
+            1,
+            0,
+            direction::TO_DEVICE,
+            &rw10(0x2A, 100, 256),
+            &[sge(data.iova, 128 * 1024)],
+        );
+        assert_eq!((r.scsi_status, r.transferred.get()), (0, 128 * 1024));
+        let up = data.iova + 128 * 1024;
+        let r =
+            h.command(2, 0, direction::FROM_DEVICE, &rw10(0x28, 100, 256), &[sge(up, 128 * 1024)]);
+        assert_eq!((r.scsi_status, r.transferred.get()), (0, 128 * 1024));
+        assert_eq!(data.read(128 * 1024, 128 * 1024), pattern);
+    });
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
+}
+
+#[test]
+fn a_failed_member_rebuilds_onto_the_spare_in_the_background_with_every_event_notified() {
+    simulate(small_raid5(), |c| {
+        let mut h = Host::up(c.clone(), 8);
+        h.clear_unit_attention(0);
+        let data = region(64 * 1024);
+        let pattern: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 13 % 256) as u8).collect();
+        data.write(0, &pattern);
+        let r = h.command(
+            1,
+            0,
+            direction::TO_DEVICE,
+            &rw10(0x2A, 2048, 128),
+            &[sge(data.iova, 64 * 1024)],
+        );
+        assert_eq!(r.scsi_status, 0);
+        let start = sched::now_ns();
+        c.fail_drive(2).unwrap();
+        let raid = c.raid().expect("the array is the RAID engine");
+        let mut saw_rebuilding = false;
+        let events = h.replies_until(2000, |r| {
+            if raid.borrow().volume(0).unwrap().state == crate::raid::VolumeState::Rebuilding {
+                saw_rebuilding = true;
+            }
+            r.len() >= 15
+        });
+        let elapsed = sched::now_ns() - start;
+        assert!(saw_rebuilding);
+        assert!(events
+            .iter()
+            .all(|e| e.smid.get() == EVENT_SMID && e.flags & reply_flags::EVENT != 0));
+        let seqs: Vec<u32> = events.iter().map(|e| e.transferred.get()).collect();
+        assert_eq!(
+            seqs,
+            (3..=17).collect::<Vec<u32>>(),
+            "created and spare-added came before INIT"
+        );
+        let buf = region(4096);
+        let r = h.mgmt(0xFFFE, mgmt::EVENTS_SINCE, [2, 0, 0, 0], Some((buf.iova, 4096)));
+        assert_eq!(r.transferred.get(), 15 * 16);
+        let codes: Vec<u16> = buf
+            .read(0, 15 * 16)
+            .chunks_exact(16)
+            .map(|e| {
+                dkraid_core::firmware::wire::EventEntry::read_from_bytes(e).unwrap().code.get()
+            })
+            .collect();
+        let mut expected =
+            vec![event::DRIVE_FAILED, event::VOLUME_DEGRADED, event::REBUILD_STARTED];
+        expected.extend([event::REBUILD_PROGRESS; 9]);
+        expected.extend([event::REBUILD_FINISHED, event::SPARE_ACTIVE, event_ext::VOLUME_OPTIMAL]);
+        assert_eq!(codes, expected);
+        // 64 MiB per member at 1 MiB per 2 ms.
+        assert!((128_000_000..200_000_000).contains(&elapsed), "rebuild took {elapsed} ns");
+        let r = h.mgmt(0xFFFE, mgmt::LIST_VOLUMES, [0; 4], Some((buf.iova, 32)));
+        assert_eq!(r.transferred.get(), 32);
+        let v = VolumeEntry::read_from_bytes(&buf.read(0, 32)).unwrap();
+        assert_eq!((v.state, v.drives.get()), (0, 0b111011), "drive 5 replaced drive 2");
+        data.write(0, &[0; 4096]);
+        let sges = [sge(data.iova, 64 * 1024)];
+        let r = h.command(2, 0, direction::FROM_DEVICE, &rw10(0x28, 2048, 128), &sges);
+        assert_eq!(r.scsi_status, 0);
+        assert_eq!(data.read(0, 64 * 1024), pattern, "the data survived the failure");
+    });
+}
+
+#[test]
+fn management_errors_from_the_engine_map_to_statuses() {
+    simulate(small_raid5(), |c| {
+        let mut h = Host::up(c, 8);
+        // RAID 5 over drives already in volume 0: busy.
+        let r = h.mgmt(0xFFFE, mgmt::CREATE_VOLUME, [5, 0, 0b111, 0], None);
+        assert_eq!(r.scsi_status, mgmt_status::BUSY);
+        let r = h.mgmt(0xFFFE, mgmt::CREATE_VOLUME, [6, 0, 0b111, 0], None);
+        assert_eq!(r.scsi_status, mgmt_status::INVALID_ARGUMENT, "RAID 6 does not exist");
+        let r = h.mgmt(0xFFFE, mgmt::START_REBUILD, [0, 0xFFFF, 0, 0], None);
+        assert_eq!(r.scsi_status, mgmt_status::BUSY, "nothing to rebuild");
+        let r = h.mgmt(0xFFFE, mgmt::SET_HOT_SPARE, [9, 1, 0, 0], None);
+        assert_eq!(r.scsi_status, mgmt_status::NOT_FOUND);
+        // Delete the volume and make a RAID 1 of drives 0 and 1: reply, then the events.
+        let r = h.mgmt_then(0xFFFE, mgmt::DELETE_VOLUME, [0, 0, 0, 0], None, 2);
+        assert_eq!(r[0].scsi_status, mgmt_status::SUCCESS);
+        let buf = region(4096);
+        let r = h.mgmt_then(0xFFFE, mgmt::CREATE_VOLUME, [1, 0, 0b11, 0], Some((buf.iova, 32)), 2);
+        assert_eq!((r[0].scsi_status, r[0].transferred.get()), (mgmt_status::SUCCESS, 32));
+        let v = VolumeEntry::read_from_bytes(&buf.read(0, 32)).unwrap();
+        assert_eq!(
+            (v.id.get(), v.level, v.drives.get()),
+            (1, 1, 0b11),
+            "volume IDs are not reused"
+        );
+        let r = h.command(1, 1, direction::NONE, &[0; 6], &[]);
+        assert_eq!(&h.sense(0)[12..14], &[0x29, 0x00], "a new volume reports POWER ON: {r:?}");
+        let r = h.command(1, 0, direction::NONE, &[0; 6], &[]);
+        assert_eq!(&h.sense(0)[12..14], &[0x25, 0x00], "volume 0 is gone: {r:?}");
+    });
 }
