@@ -84,6 +84,8 @@ pub struct Device {
     pub init_pending: bool,
     pub doorbell_request: bool,
     pub waiting_for_space: bool,
+    /// The firmware thread is to return (the simulation is ending).
+    pub halted: bool,
     pub thread: Option<ThreadId>,
     pub stall_ns: u64,
     pub drop_replies: u32,
@@ -115,6 +117,7 @@ impl Device {
             init_pending: false,
             doorbell_request: false,
             waiting_for_space: false,
+            halted: false,
             thread: None,
             stall_ns: 0,
             drop_replies: 0,
@@ -357,7 +360,7 @@ impl Controller {
             let slot = {
                 let mut d = self.dev();
                 let Some(r) = d.rings else { return false };
-                if d.epoch != epoch || !d.operational() {
+                if d.epoch != epoch || !d.operational() || d.halted {
                     return false;
                 }
                 if desc.smid.get() != EVENT_SMID && d.drop_replies > 0 {

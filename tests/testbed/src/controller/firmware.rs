@@ -20,6 +20,7 @@ use crate::world::with_world;
 
 /// What the firmware does next.
 enum Job {
+    Halt,
     Idle,
     Ready { epoch: u64 },
     Init { epoch: u64 },
@@ -30,11 +31,12 @@ enum Job {
     Background(u64),
 }
 
-/// The firmware thread's body: never returns (idle when there is nothing to do).
+/// The firmware thread's body: idle when there is nothing to do; returns once halted.
 pub(super) fn run(c: Controller) {
     let timing = c.config().timing;
     loop {
         match next_job(&c) {
+            Job::Halt => return,
             Job::Idle => sched::block_idle("firmware: waiting for a doorbell"),
             Job::Ready { epoch } => {
                 sched::sleep_ns(timing.ready_ns);
@@ -74,6 +76,9 @@ fn next_job(c: &Controller) -> Job {
     {
         let mut d = c.dev();
         let epoch = d.epoch;
+        if d.halted {
+            return Job::Halt;
+        }
         if d.ready_pending {
             return Job::Ready { epoch };
         }

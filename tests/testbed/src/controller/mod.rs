@@ -365,6 +365,15 @@ impl Controller {
         r
     }
 
+    /// End the firmware thread: it returns at its next scheduling point, work in progress
+    /// dropped, so its stack and its handle on the array are freed even when the scheduler
+    /// leaks unfinished threads (`Teardown::Leak`). Call it from a simulated thread before the
+    /// last run ends (boot.rs: in the stop phase). The registers keep answering.
+    pub fn halt(&self) {
+        self.dev().halted = true;
+        self.notify_events();
+    }
+
     /// Something changed in the array (events, rebuilds to run): wake the firmware.
     pub fn notify_events(&self) {
         let thread = self.dev().thread;

@@ -966,3 +966,25 @@ fn management_errors_from_the_engine_map_to_statuses() {
         assert_eq!(&h.sense(0)[12..14], &[0x25, 0x00], "volume 0 is gone: {r:?}");
     });
 }
+
+#[test]
+fn halt_ends_the_firmware_thread_and_frees_its_handle() {
+    let weak = Rc::new(RefCell::new(None));
+    let keep = weak.clone();
+    let w = simulate(small_raid5(), move |c| {
+        let mut h = Host::up(c.clone(), 8);
+        h.clear_unit_attention(0);
+        *keep.borrow_mut() = c.raid().map(|r| Rc::downgrade(&r));
+        // A rebuild in progress would keep the firmware sleeping: halt ends it anyway.
+        c.fail_drive(1).unwrap();
+        sched::sleep_ns(10_000_000);
+        c.halt();
+    });
+    let c = w.controller.clone().unwrap();
+    assert_eq!(c.fw_state(), fw_state::OPERATIONAL, "the registers still answer");
+    let raid = c.raid().unwrap();
+    assert_eq!(raid.borrow().rebuilds().len(), 1, "the firmware stopped mid-rebuild");
+    drop((w, c, raid));
+    let weak = weak.borrow_mut().take().unwrap();
+    assert!(weak.upgrade().is_none(), "nothing else holds the engine");
+}
