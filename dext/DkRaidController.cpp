@@ -214,12 +214,15 @@ void DkRaidController::Service(uint64_t now)
             LogFailure("Service: a response without its completion action", kIOReturnNotFound);
             continue;
         }
-        CompleteTask(completion, r);
-        completion->release();
+        /* The slot is freed before the kernel sees the completion: once it has, it may reuse
+         * this task ID at once, from another queue, and the slot must already be Free. The
+         * response was copied out by dk_service, so nothing the core owns is read after this. */
         ret = DKRAID_LOCKED(dk_task_delivered(ivars->core, id));
         if (ret != kIOReturnSuccess) {
             LogFailure("dk_task_delivered", ret);
         }
+        CompleteTask(completion, r);
+        completion->release();
     }
     if (pollIn != 0) {
         CoreLock lock(ivars->coreLock);
@@ -407,8 +410,8 @@ kern_return_t IMPL(DkRaidController, Stop)
         dk_scsi_user_parallel_response failed = {};
         kern_return_t ret = DKRAID_LOCKED(dk_fail_task(ivars->core, id, &failed));
         if (ret == kIOReturnSuccess) {
-            CompleteTask(completion, &failed);
             DKRAID_LOCKED(dk_task_delivered(ivars->core, id));
+            CompleteTask(completion, &failed);
         } else {
             LogFailure("dk_fail_task", ret);
         }
@@ -744,12 +747,13 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
     BreakResponseForVariant(&task, &out, (uint8_t *)data);
 #endif
     if (disposition == DK_TASK_COMPLETED_NOW) {
-        /* Completed inline: the action stays valid for this call, so no retain is needed. */
-        CompleteTask(completion, &out);
+        /* Completed inline: the action stays valid for this call, so no retain is needed. The
+         * slot is freed first, as in Service: the kernel may reuse the ID once it has the reply. */
         ret = DKRAID_LOCKED(dk_task_delivered(ivars->core, task.fControllerTaskIdentifier));
         if (ret != kIOReturnSuccess) {
             LogFailure("dk_task_delivered", ret);
         }
+        CompleteTask(completion, &out);
     }
     /* DK_TASK_IN_PROCESS: the interrupt path completes it with the action kept above. */
     /* The data is no longer touched: drop the mapping and the buffer reference. */

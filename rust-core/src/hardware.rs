@@ -19,6 +19,9 @@ use crate::stage::Stage;
 use crate::targets::{OpKind, TargetOp, Targets};
 use crate::task_pool::TaskPool;
 
+/// How many times stage 2 sends its read before a UNIT ATTENTION counts as a failure.
+pub const SINGLE_IO_ATTEMPTS: u8 = 3;
+
 /// How often the timer wants to run once everything is up (timeouts).
 pub const TICK_NS: u64 = 100_000_000;
 
@@ -26,9 +29,10 @@ pub const TICK_NS: u64 = 100_000_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Work {
     BringUp,
-    /// Stage 2: the read is to be sent, or is in flight.
+    /// Stage 2: the read is to be sent, or is in flight; `attempts` counts the sends.
     SingleIo {
         sent: bool,
+        attempts: u8,
     },
     /// Stage 3: LIST_VOLUMES to send, or in flight.
     ListVolumes {
@@ -131,7 +135,7 @@ impl Hardware {
                 }
                 Step::Operational => {
                     self.work = match self.stage {
-                        Stage::SingleIo => Work::SingleIo { sent: false },
+                        Stage::SingleIo => Work::SingleIo { sent: false, attempts: 0 },
                         _ => Work::ListVolumes { sent: false },
                     };
                 }
@@ -145,13 +149,13 @@ impl Hardware {
         // The stage's own work, one control request at a time.
         match self.work {
             // READ(10) of LBA 0, one 512-byte block, of volume 0.
-            Work::SingleIo { sent: false }
+            Work::SingleIo { sent: false, attempts }
                 if self
                     .firmware
                     .control_io(platform, 0, &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], 512)
                     .is_ok() =>
             {
-                self.work = Work::SingleIo { sent: true };
+                self.work = Work::SingleIo { sent: true, attempts: attempts + 1 };
             }
             Work::ListVolumes { sent: false }
                 if self.firmware.management(platform, mgmt::LIST_VOLUMES, [0; 4]).is_ok() =>
@@ -182,7 +186,23 @@ impl Hardware {
 
     fn control_done(&mut self, done: crate::firmware::ControlDone, targets: &mut Targets) {
         match (done.kind, self.work) {
-            (ControlKind::Io, Work::SingleIo { sent: true }) => {
+            (ControlKind::Io, Work::SingleIo { sent: true, attempts }) => {
+                // A new volume's first command reports the reset (UNIT ATTENTION 29/00), as
+                // SCSI requires; a host retries it, and so does stage 2, a bounded number of times.
+                if done.reply.scsi_status == 0x02 && attempts < SINGLE_IO_ATTEMPTS {
+                    let sense = self.firmware.control_sense();
+                    if done.reply.flags & crate::firmware::wire::reply_flags::SENSE_VALID != 0
+                        && sense[2] & 0x0f == 0x06
+                    {
+                        log::info!(
+                            "dkraid: single-io: UNIT ATTENTION {:02x}/{:02x} on volume 0, retrying",
+                            sense[12],
+                            sense[13]
+                        );
+                        self.work = Work::SingleIo { sent: false, attempts };
+                        return;
+                    }
+                }
                 let data = self.firmware.control_data();
                 let mut first = [0u8; 8];
                 first.copy_from_slice(&data[..8]);

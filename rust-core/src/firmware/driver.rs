@@ -664,6 +664,17 @@ impl Firmware {
         }
     }
 
+    /// The control request's sense data (valid after it completed with `SENSE_VALID`); all
+    /// zero when no region is set up.
+    pub fn control_sense(&mut self) -> [u8; 18] {
+        let mut sense = [0u8; 18];
+        if let Some(r) = self.regions.as_mut() {
+            let mem = r.control.bytes_mut();
+            sense.copy_from_slice(&mem[frame_layout::SENSE..frame_layout::SENSE + 18]);
+        }
+        sense
+    }
+
     /// Controller reset: ring RESET, complete every task the firmware owned with a retryable
     /// status (exactly once), and start the bring-up over.
     pub fn reset<P: Platform>(

@@ -372,6 +372,60 @@ mod stages {
         assert_eq!(c.platform().live_buffers(), 0);
     }
 
+    /// Answers stage 2's read with CHECK CONDITION, UNIT ATTENTION 29/00 (power on or reset).
+    fn unit_attention(dev: &mut Device, p: &mut FakePlatform) {
+        let taken = dev.take(p);
+        assert_eq!(taken.len(), 1, "one read in flight at a time");
+        let (d, f) = taken[0];
+        assert_eq!((d.smid.get(), f.cdb[0]), (CONTROL_SMID, 0x28));
+        let mut sense = [0u8; 18];
+        sense[0] = 0x70;
+        sense[2] = 0x06;
+        sense[7] = 10;
+        sense[12] = 0x29;
+        p.dma(f.sense_buffer.get(), 18).unwrap().copy_from_slice(&sense);
+        dev.reply(p, CONTROL_SMID, 0x02, reply_flags::SENSE_VALID, 0);
+    }
+
+    #[test]
+    fn stage_2_retries_a_unit_attention() {
+        let mut c = controller(abi::DK_STAGE_SINGLE_IO);
+        let mut dev = bring_up(&mut c);
+        unit_attention(&mut dev, c.platform_mut());
+        let (_, poll) = service(&mut c, 3_000);
+        assert!(poll > 0, "the read is sent again");
+        assert!(c.hardware().unwrap().single_io.is_none(), "not a result yet");
+        service(&mut c, 4_000);
+        let p = c.platform_mut();
+        let taken = dev.take(p);
+        assert_eq!(taken.len(), 1, "the retry");
+        let (d, _) = taken[0];
+        let sge = Sge::read_from_bytes(p.dma(d.frame.get() + 48, 16).unwrap()).unwrap();
+        p.dma(sge.address.get(), 8).unwrap().copy_from_slice(b"RETRIED!");
+        dev.reply(p, CONTROL_SMID, 0, 0, 512);
+        service(&mut c, 5_000);
+        let r = c.hardware().unwrap().single_io.unwrap();
+        assert_eq!((r.status, r.bytes, &r.first_bytes), (0, 512, b"RETRIED!"));
+        c.teardown();
+    }
+
+    #[test]
+    fn stage_2_gives_up_after_bounded_unit_attentions() {
+        let mut c = controller(abi::DK_STAGE_SINGLE_IO);
+        let mut dev = bring_up(&mut c);
+        let mut now = 3_000;
+        for _ in 0..crate::hardware::SINGLE_IO_ATTEMPTS {
+            unit_attention(&mut dev, c.platform_mut());
+            service(&mut c, now);
+            service(&mut c, now + 500);
+            now += 1_000;
+        }
+        let r = c.hardware().unwrap().single_io.expect("a result: the failure");
+        assert_eq!(r.status, 0x02, "reported as the CHECK CONDITION it is");
+        assert!(dev.take(c.platform_mut()).is_empty(), "no read after the last attempt");
+        c.teardown();
+    }
+
     #[test]
     fn stage_3_exposes_the_listed_volumes_and_runs_io() {
         let mut c = controller(abi::DK_STAGE_FULL);
