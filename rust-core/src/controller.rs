@@ -463,6 +463,25 @@ impl<P: Platform> Controller<P> {
         now_ns: u64,
         out: &mut [abi::dk_scsi_user_parallel_response],
     ) -> Result<(usize, u64), ControllerError> {
+        // An interrupt or timer before UserStartController is legal (the device may signal
+        // READY while the kernel is still mapping tasks): nothing is done until the controller
+        // starts, and UserStartController's own service pass picks the hardware up. After
+        // UserStopController it is a call out of order.
+        if matches!(
+            self.lifecycle.state(),
+            State::Loaded
+                | State::Started
+                | State::Initialized
+                | State::InitiatorReported
+                | State::HighestIdReported
+                | State::MappingTasks
+        ) {
+            log::debug!(
+                "dkraid: service before UserStartController ({}): deferred",
+                self.lifecycle.state().name()
+            );
+            return Ok((0, 0));
+        }
         self.lifecycle.check(Call::UserProcessParallelTask)?;
         let Some(hw) = self.hardware.as_mut() else {
             return Ok((0, 0));

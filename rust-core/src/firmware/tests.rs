@@ -372,6 +372,40 @@ mod stages {
         assert_eq!(c.platform().live_buffers(), 0);
     }
 
+    #[test]
+    fn an_interrupt_before_start_controller_is_deferred_and_after_stop_refused() {
+        let cfg = abi::dk_core_config {
+            abi_version: abi::DK_ABI_VERSION,
+            stage: abi::DK_STAGE_FULL,
+            page_size: 4096,
+            max_task_count: 4,
+            ..Default::default()
+        };
+        let mut c = Controller::new(FakePlatform::with_page_size(4096), &cfg).unwrap();
+        c.start().unwrap();
+        c.initialize_controller().unwrap();
+        c.report_initiator_identifier().unwrap();
+        c.report_highest_supported_device_id().unwrap();
+        c.report_maximum_task_count().unwrap();
+        c.map_hba_data().unwrap();
+        // READY raised while the kernel maps tasks: nothing happens, nothing fails, and no
+        // register is touched (each fake MMIO access costs 1 µs of the platform's clock).
+        let before = crate::platform::Platform::monotonic_time_ns(c.platform_mut());
+        assert_eq!(service(&mut c, 0), (Vec::new(), 0));
+        let after = crate::platform::Platform::monotonic_time_ns(c.platform_mut());
+        assert_eq!(before, after, "the hardware is not touched yet");
+        for _ in 0..3 {
+            c.map_hba_data().unwrap();
+        }
+        c.start_controller().unwrap();
+        c.does_hba_perform_device_management().unwrap();
+        assert!(service(&mut c, 1_000).1 > 0, "started: the bring-up polls");
+        c.stop_controller().unwrap();
+        let mut out = [abi::dk_scsi_user_parallel_response::default(); 8];
+        assert!(c.service(2_000, &mut out).is_err(), "after UserStopController: out of order");
+        c.teardown();
+    }
+
     /// Answers stage 2's read with CHECK CONDITION, UNIT ATTENTION 29/00 (power on or reset).
     fn unit_attention(dev: &mut Device, p: &mut FakePlatform) {
         let taken = dev.take(p);

@@ -38,6 +38,9 @@ pub struct BootConfig {
     pub matched: Option<Matched>,
     /// What a kernel client does once the controller started and its disks attached.
     pub action: Option<Action>,
+    /// The simulated RAID controller behind the PCI function in stages `single-io` and `full`
+    /// (`docs/CONTROLLER.md`); None: its default (the RAID engine's default array).
+    pub controller: Option<crate::controller::ControllerConfig>,
 }
 
 /// Work for the booted system: a block workload, or one pass-through command.
@@ -58,6 +61,7 @@ impl Default for BootConfig {
             device: SimPciDevice::default(),
             matched: None,
             action: None,
+            controller: None,
         }
     }
 }
@@ -90,6 +94,11 @@ pub struct Report {
     pub scsi: Option<crate::passthrough::ScsiResult>,
     /// Why the action could not run (no disk, a workload that does not fit, ...).
     pub action_error: Option<String>,
+    /// The simulated controller's firmware state after the run (stages 2 and 3), e.g.
+    /// `OPERATIONAL`.
+    pub firmware_state: Option<String>,
+    /// The RAID volumes as the controller's firmware left them (stages 2 and 3).
+    pub volumes: Vec<crate::raid::VolumeInfo>,
     pub violations: Vec<Violation>,
     pub virtual_time_ns: u64,
     pub scheduling_points: u64,
@@ -211,6 +220,8 @@ fn partial_report(
         io: None,
         scsi: None,
         action_error: None,
+        firmware_state: None,
+        volumes: Vec::new(),
         violations: w.violations.clone(),
         virtual_time_ns: 0,
         scheduling_points: 0,
@@ -311,6 +322,7 @@ pub fn boot_with_progress(
     // SAFETY: a counter read.
     w.object_baseline = unsafe { runtime::dksim_live_objects() };
     World::install(w);
+    let hardware = matches!(config.stage, Stage::SingleIo | Stage::Full);
 
     let mut scheduler = Scheduler::new(config.seed)
         .with_teardown(Teardown::Leak)
@@ -323,6 +335,30 @@ pub fn boot_with_progress(
             std::process::exit(3);
         });
 
+    let mut controller = None;
+    if hardware {
+        match crate::controller::Controller::try_new(config.controller.clone().unwrap_or_default())
+        {
+            Ok(c) => {
+                with_world(|w| w.controller = Some(c.clone()));
+                c.start_on(&mut scheduler);
+                controller = Some(c);
+            }
+            Err(e) => {
+                drop(scheduler);
+                let w = World::take().expect("installed above");
+                let mut report = partial_report(
+                    &w,
+                    config.seed,
+                    config.variant.map(|v| v.name),
+                    config.page_size,
+                    format!("not started: the controller's array could not be built: {e}"),
+                );
+                report.action_error = Some(e);
+                return report;
+            }
+        }
+    }
     let create = info.create;
     scheduler.spawn("kernel", move || start_phase(create));
     let outcome = scheduler.run();
@@ -367,6 +403,15 @@ pub fn boot_with_progress(
     report.io = action_result.io;
     report.scsi = action_result.scsi;
     report.action_error = action_result.error;
+    if let Some(c) = &controller {
+        report.firmware_state = Some(crate::controller::fw_state_name(c.fw_state()));
+        if let Some(raid) = c.raid() {
+            report.volumes = raid.borrow().volumes();
+        }
+        // The firmware thread was halted in the stop phase; without one (a deadlock) the
+        // leaked thread keeps a handle, and this one goes with the report.
+    }
+    drop(controller);
     report.personality = config.matched.as_ref().map(|m| m.explanation.clone());
     report.virtual_time_ns = virtual_time_ns;
     report.scheduling_points = scheduling_points;
@@ -550,6 +595,10 @@ fn stop_phase() {
         w.family.controller = 0;
         w.family.provider = 0;
     });
+    // The device's firmware thread ends with the driver (its registers keep answering).
+    if let Some(c) = crate::controller::current() {
+        c.halt();
+    }
     let (buffers, commands, baseline) =
         with_world(|w| (w.memory.live_buffers(), w.memory.live_commands(), w.object_baseline));
     // SAFETY: a counter read.

@@ -49,6 +49,21 @@ pub fn print_report(report: &Report, json: bool) {
             report.targets.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
         }
     );
+    if let Some(state) = &report.firmware_state {
+        println!("controller         firmware {state}");
+    }
+    for v in &report.volumes {
+        println!(
+            "volume             {} {} {}, {:.2} GiB, drives {:?}, strip {} KiB, cache {}",
+            v.id,
+            serde_name(&v.level),
+            serde_name(&v.state),
+            v.capacity_bytes as f64 / (1u64 << 30) as f64,
+            v.drives,
+            v.strip_bytes / 1024,
+            serde_name(&v.write_cache)
+        );
+    }
     for d in &report.disks {
         println!(
             "disk               target {} LUN {}: {} {} rev {}, serial {}",
@@ -67,5 +82,14 @@ pub fn print_report(report: &Report, json: bool) {
     println!("violations         {}", report.violations.len());
     for v in &report.violations {
         println!("  {v}");
+    }
+}
+
+/// A value's name as the JSON report spells it (`RAID5`, `Optimal`, `WB`).
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
     }
 }

@@ -10,8 +10,9 @@ use dkraid_testbed::boot::{self, BootConfig, EmergencyOutput};
 use dkraid_testbed::bundle::lint::{self, LintRequest};
 use dkraid_testbed::bundle::matching::{self, MatchRequest};
 use dkraid_testbed::bundle::{self as bundle_files, BuildSettings, Source};
+use dkraid_testbed::controller::{ArraySpec, ControllerConfig};
 use dkraid_testbed::pci::SimPciDevice;
-use dkraid_testbed::{cli_output, passthrough, trace, variants, workload};
+use dkraid_testbed::{cli_output, passthrough, raid, trace, variants, workload};
 
 #[derive(Parser)]
 #[command(name = "dkraid-sim", version, about = "Boot the dkraid dext on a simulated Mac")]
@@ -57,6 +58,20 @@ struct BootArgs {
     /// An Xcode build setting for $(NAME) in the bundle (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     settings: Vec<String>,
+    /// Stages single-io and full: the controller's drives, COUNTxSIZE[,...] (e.g. 6x2GiB)
+    /// [default: 6x2GiB, a RAID 5 over drives 0-4 and drive 5 a hot spare].
+    #[arg(long, value_name = "SPEC")]
+    drives: Option<String>,
+    /// A RAID volume, LEVEL:DRIVES[:strip=64k][:block=4096][:cache=wt] (e.g. raid5:0-4);
+    /// repeatable; volume N is target N.
+    #[arg(long = "volume", value_name = "SPEC")]
+    volumes: Vec<String>,
+    /// Hot-spare drives (e.g. 5 or 5,6); repeatable.
+    #[arg(long = "spare", value_name = "DRIVES")]
+    spares: Vec<String>,
+    /// Keep the drives in sparse files, drive-NN.img, in this directory [default: memory].
+    #[arg(long, value_name = "DIR")]
+    backing: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -418,10 +433,16 @@ fn prepare(
         }
     };
     let stage = matched.stage;
-    if !matches!(stage, Stage::Pipeline | Stage::FakeBlock) {
+    let array_given = args.drives.is_some()
+        || !args.volumes.is_empty()
+        || !args.spares.is_empty()
+        || args.backing.is_some();
+    if matches!(stage, Stage::SingleIo | Stage::Full) {
+        config.controller = Some(controller_config(args)?);
+    } else if array_given {
         eprintln!(
-            "dkraid-sim: stage {stage} (from {}) is not built yet; this test-bed boots stages \
-             pipeline and fake-block (the firmware stages come with the RAID controller)",
+            "dkraid-sim: --drives/--volume/--spare/--backing describe the RAID controller, \
+             which stage {stage} (from {}) does not use; use --stage single-io or full",
             matched.stage_source
         );
         return Err(ExitCode::from(2));
@@ -430,6 +451,36 @@ fn prepare(
     config.matched = Some(matched);
     boot::set_emergency_output(EmergencyOutput { json });
     Ok(config)
+}
+
+/// The simulated controller from `--drives/--volume/--spare/--backing`; exit status 2 on a bad
+/// spec (the error quotes the token).
+fn controller_config(args: &BootArgs) -> Result<ControllerConfig, ExitCode> {
+    let volumes: Vec<&str> = args.volumes.iter().map(String::as_str).collect();
+    let spares: Vec<&str> = args.spares.iter().map(String::as_str).collect();
+    let spec = match raid::ArraySpec::parse(args.drives.as_deref(), &volumes, &spares) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dkraid-sim: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let backing = match &args.backing {
+        None => raid::Backing::Memory,
+        Some(dir) => {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                eprintln!("dkraid-sim: --backing {}: {e}", dir.display());
+                return Err(ExitCode::from(2));
+            }
+            raid::Backing::Files(dir.clone())
+        }
+    };
+    // Build it once here so a spec the engine refuses is a usage error, not a failed boot.
+    if let Err(e) = spec.build(&backing) {
+        eprintln!("dkraid-sim: {e}");
+        return Err(ExitCode::from(2));
+    }
+    Ok(ControllerConfig::with_array(ArraySpec::Raid { spec, backing }))
 }
 
 /// `--set NAME=VALUE` over the default build settings; exit status 2 on a bad one.

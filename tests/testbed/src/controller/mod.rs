@@ -385,6 +385,18 @@ impl Controller {
     }
 }
 
+/// `FW_STATE` as text: `RESET`, `READY`, `OPERATIONAL`, or `FAULT code=0x0010`.
+pub fn fw_state_name(value: u32) -> String {
+    use dkraid_core::firmware::wire::fw_state;
+    match value & fw_state::MASK {
+        fw_state::RESET => "RESET".into(),
+        fw_state::READY => "READY".into(),
+        fw_state::OPERATIONAL => "OPERATIONAL".into(),
+        fw_state::FAULT => format!("FAULT code={:#06x}", value >> 16),
+        other => format!("unknown state {other:#x}"),
+    }
+}
+
 // ------------------------------------------------------------------------ installing --
 
 /// Create a controller, put it in the world (`World::controller`) and start its firmware
