@@ -9,13 +9,14 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dkraid_core::abi;
-use dkraid_core::firmware::wire::{fw_state, reg, reply_flags, InitFrame, ReplyDescriptor};
+use dkraid_core::firmware::wire::{
+    fw_state, reg, reply_flags, InitFrame, ReplyDescriptor, RequestDescriptor, RequestFrame,
+};
 use dkraid_core::firmware::{Firmware, Step};
 use dkraid_core::limits::{FrameLayout, PageSize};
 use dkraid_core::platform::{DmaBuffer, DmaDirection, DmaHandle, DmaSegment, Platform};
 use dkraid_core::task_pool::TaskPool;
 use dkraid_core::IOReturn;
-use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, IntoBytes};
 
 /// Registers in an array; DMA addresses equal CPU addresses (the bench plays the device).
@@ -88,6 +89,7 @@ fn bench(c: &mut Criterion) {
     })
     .unwrap();
     let reply_ring = init.reply_ring.get() as *mut u8;
+    let request_ring = init.request_ring.get() as *const u8;
     let entries = init.reply_entries.get();
     p.regs[(reg::FW_STATE / 4) as usize] = fw_state::OPERATIONAL;
     assert_eq!(fw.step(&mut p, 0), Step::Operational);
@@ -113,18 +115,28 @@ fn bench(c: &mut Criterion) {
             task.fControllerTaskIdentifier = 1;
             pool.submit(id).unwrap();
             fw.submit(&mut p, &pool, id, black_box(&task), 0).unwrap();
-            // The firmware: consume the request, write the reply.
+            // The firmware: consume the request (its descriptor, and its frame's tag), write
+            // the sealed reply echoing the tag.
+            let at = p.regs[(reg::REQUEST_CONSUMER / 4) as usize] as usize * 16;
+            // SAFETY: the request ring holds `entries` 16-byte descriptors, identity-mapped,
+            // and the consumer index the bench keeps is below `entries`.
+            let d = RequestDescriptor::read_from_bytes(unsafe {
+                std::slice::from_raw_parts(request_ring.wrapping_add(at), 16)
+            })
+            .unwrap();
+            // SAFETY: the descriptor names the task's identity-mapped DMA frame, which starts
+            // with the 48-byte request frame the core just built.
+            let frame = RequestFrame::read_from_bytes(unsafe {
+                std::slice::from_raw_parts(d.frame.get() as *const u8, 48)
+            })
+            .unwrap();
             p.regs[(reg::REQUEST_CONSUMER / 4) as usize] =
                 p.regs[(reg::REQUEST_PRODUCER / 4) as usize];
-            let r = ReplyDescriptor {
-                smid: U16::new(1),
-                scsi_status: 0,
-                flags: phase,
-                transferred: U32::new(4096),
-            };
-            let slot = reply_ring.wrapping_add(usize::from(producer) * 8);
-            // SAFETY: the reply ring holds `entries` 8-byte entries and `producer` < entries.
-            unsafe { std::ptr::copy_nonoverlapping(r.as_bytes().as_ptr(), slot, 8) };
+            let r = ReplyDescriptor::sealed(d.smid.get(), 0, phase, 4096, frame.tag.get());
+            const ENTRY: usize = std::mem::size_of::<ReplyDescriptor>();
+            let slot = reply_ring.wrapping_add(usize::from(producer) * ENTRY);
+            // SAFETY: the reply ring holds `entries` 16-byte entries and `producer` < entries.
+            unsafe { std::ptr::copy_nonoverlapping(r.as_bytes().as_ptr(), slot, ENTRY) };
             producer += 1;
             if producer == entries {
                 producer = 0;
@@ -135,6 +147,7 @@ fn bench(c: &mut Criterion) {
             fw.interrupt(&mut p, &mut pool, |_, resp| {
                 n += black_box(resp.fBytesTransferred);
             });
+            assert_eq!(n, 4096, "the genuine reply completes the task");
             pool.release(id).unwrap();
             n
         })

@@ -13,7 +13,7 @@ use core::fmt;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
 
-use super::reply::{Reply, ReplyRing};
+use super::reply::{Reply, ReplyRing, Tags};
 use super::request::{self, RequestError, RequestRing};
 use super::wire::{
     doorbell, frame_layout, function, fw_state, reg, reply_flags, InitFrame, MgmtFrame,
@@ -155,6 +155,8 @@ pub struct Firmware {
     deadlines: [u64; MAX_TASK_COUNT as usize],
     /// Per task: an abort was requested (and when it gives up).
     aborting: [u64; MAX_TASK_COUNT as usize],
+    /// Per task and for the control request: the tag its reply must echo (0: none in flight).
+    tags: Tags,
     control: Option<ControlKind>,
     /// The newest event sequence the firmware announced.
     pub last_event: u32,
@@ -210,6 +212,7 @@ impl Firmware {
             facts: Facts { max_commands: 0, max_targets: 0, max_sge: 0, max_transfer_kib: 0 },
             deadlines: [0; MAX_TASK_COUNT as usize],
             aborting: [0; MAX_TASK_COUNT as usize],
+            tags: Tags::new(),
             control: None,
             last_event: 0,
             dropped_replies: 0,
@@ -239,11 +242,11 @@ impl Firmware {
                 region(platform, u64::from(entries) * 16, "request ring").inspect_err(|_| {
                     platform.dma_buffer_free(init.handle);
                 })?;
-            let replies =
-                region(platform, u64::from(entries) * 8, "reply ring").inspect_err(|_| {
-                    platform.dma_buffer_free(init.handle);
-                    platform.dma_buffer_free(requests.handle);
-                })?;
+            let reply_bytes = u64::from(entries) * size_of::<ReplyDescriptor>() as u64;
+            let replies = region(platform, reply_bytes, "reply ring").inspect_err(|_| {
+                platform.dma_buffer_free(init.handle);
+                platform.dma_buffer_free(requests.handle);
+            })?;
             let control = region(platform, 8192, "control frame").inspect_err(|_| {
                 platform.dma_buffer_free(init.handle);
                 platform.dma_buffer_free(requests.handle);
@@ -374,8 +377,14 @@ impl Firmware {
             iova: frame.iova,
             bytes: frame.bytes,
         };
-        let descriptor = request::build(id, task, &frame, view.bytes_mut())?;
-        self.post(platform, &descriptor)?;
+        let smid = id.get32() as u16;
+        let tag = self.tags.issue(smid);
+        let posted = request::build(id, tag, task, &frame, view.bytes_mut())
+            .and_then(|descriptor| self.post(platform, &descriptor));
+        if let Err(e) = posted {
+            self.tags.clear(smid);
+            return Err(e);
+        }
         let timeout = match task.fTimeoutInMilliSec {
             0 => DEFAULT_TASK_TIMEOUT_NS,
             ms => u64::from(ms) * 1_000_000,
@@ -410,13 +419,15 @@ impl Firmware {
         let mut finished: [Option<(TaskId, ReplyDescriptor)>; MAX_TASK_COUNT as usize] =
             [None; MAX_TASK_COUNT as usize];
         let mut count = 0;
+        const ENTRY: usize = core::mem::size_of::<ReplyDescriptor>();
         let consumer = self.replies.drain(
             producer,
             |i| {
-                let at = usize::from(i) * 8;
-                ReplyDescriptor::read_from_bytes(&ring[at..at + 8]).unwrap_or_default()
+                let at = usize::from(i) * ENTRY;
+                ReplyDescriptor::read_from_bytes(&ring[at..at + ENTRY]).unwrap_or_default()
             },
             pool,
+            &mut self.tags,
             |r| match r {
                 Reply::Task(t, d) if count < finished.len() => {
                     finished[count] = Some((t, d));
@@ -506,6 +517,8 @@ impl Firmware {
             let slot = (task.get() - 1) as usize;
             self.deadlines[slot] = 0;
             self.aborting[slot] = 0;
+            // The firmware's late reply for it, if any, is foreign from now on.
+            self.tags.clear(task.get32() as u16);
             completed(task, r);
         }
     }
@@ -550,6 +563,7 @@ impl Firmware {
         let frame = RequestFrame {
             function: function::ABORT_TASK,
             abort_smid: U16::new(task.get32() as u16),
+            tag: U32::new(self.tags.issue(CONTROL_SMID)),
             ..Default::default()
         };
         control.bytes_mut()[..48].copy_from_slice(frame.as_bytes());
@@ -560,7 +574,7 @@ impl Firmware {
             frame_length: U32::new(48),
             frame: U64::new(control.iova),
         };
-        self.post(platform, &d)?;
+        self.post(platform, &d).inspect_err(|_| self.tags.clear(CONTROL_SMID))?;
         self.control = Some(ControlKind::Abort { task });
         Ok(())
     }
@@ -586,16 +600,19 @@ impl Firmware {
             buffer_length: U32::new((control.bytes as usize - CONTROL_DATA) as u32),
             buffer: U64::new(control.iova + CONTROL_DATA as u64),
             args: args.map(U32::new),
+            tag: U32::new(self.tags.issue(CONTROL_SMID)),
+            reserved2: [0; 4],
         };
-        control.bytes_mut()[..32].copy_from_slice(frame.as_bytes());
+        const MGMT: usize = size_of::<MgmtFrame>();
+        control.bytes_mut()[..MGMT].copy_from_slice(frame.as_bytes());
         let d = RequestDescriptor {
             smid: U16::new(CONTROL_SMID),
             function: function::MANAGEMENT,
             reserved: 0,
-            frame_length: U32::new(32),
+            frame_length: U32::new(MGMT as u32),
             frame: U64::new(control.iova),
         };
-        self.post(platform, &d)?;
+        self.post(platform, &d).inspect_err(|_| self.tags.clear(CONTROL_SMID))?;
         self.control = Some(ControlKind::Management { opcode });
         Ok(())
     }
@@ -630,6 +647,7 @@ impl Firmware {
             data_length: U32::new(length),
             sense_buffer: U64::new(control.iova + frame_layout::SENSE as u64),
             sense_length: U16::new(frame_layout::SENSE_BYTES as u16),
+            tag: U32::new(self.tags.issue(CONTROL_SMID)),
             cdb: c,
             ..Default::default()
         };
@@ -648,7 +666,7 @@ impl Firmware {
             frame_length: U32::new(64),
             frame: U64::new(control.iova),
         };
-        self.post(platform, &d)?;
+        self.post(platform, &d).inspect_err(|_| self.tags.clear(CONTROL_SMID))?;
         self.control = Some(ControlKind::Io);
         Ok(())
     }
@@ -698,6 +716,7 @@ impl Firmware {
             }
         }
         self.control = None;
+        self.tags.clear_all();
         if let Some(mut r) = self.regions {
             r.requests.bytes_mut().fill(0);
             r.replies.bytes_mut().fill(0);

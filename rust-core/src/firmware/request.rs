@@ -26,10 +26,12 @@ pub enum RequestError {
     RingFull,
 }
 
-/// Write the request frame for `task` into `frame` (the task's DMA frame, CPU view) and return
-/// the descriptor that names it.
+/// Write the request frame for `task` into `frame` (the task's DMA frame, CPU view), carrying
+/// `tag` (the submission's tag, which the reply must echo), and return the descriptor that
+/// names it.
 pub fn build(
     id: TaskId,
+    tag: u32,
     task: &abi::dk_scsi_user_parallel_task,
     frame: &TaskFrame,
     memory: &mut [u8],
@@ -69,7 +71,7 @@ pub fn build(
         sense_buffer: U64::new(frame.iova + frame_layout::SENSE as u64),
         sense_length: U16::new(frame_layout::SENSE_BYTES as u16),
         abort_smid: U16::new(0),
-        reserved: [0; 4],
+        tag: U32::new(tag),
         cdb,
     };
     memory[frame_layout::REQUEST..frame_layout::SGL].copy_from_slice(request.as_bytes());
@@ -179,12 +181,19 @@ mod tests {
     fn a_read_becomes_a_frame_with_one_sge() {
         let mut memory = [0xEEu8; 4096];
         let id = TaskId::new(5).unwrap();
-        let d = build(id, &task(&[0x28, 0, 0, 0, 0, 8, 0, 0, 1, 0], 2, 512), &frame(), &mut memory)
-            .unwrap();
+        let d = build(
+            id,
+            0xCAFE,
+            &task(&[0x28, 0, 0, 0, 0, 8, 0, 0, 1, 0], 2, 512),
+            &frame(),
+            &mut memory,
+        )
+        .unwrap();
         assert_eq!((d.smid.get(), d.frame.get(), d.frame_length.get()), (5, 0x7000_0000, 64));
         let r = RequestFrame::read_from_bytes(&memory[..48]).unwrap();
         assert_eq!((r.function, r.direction, r.cdb_length, r.sge_count), (1, 2, 10, 1));
         assert_eq!((r.target.get(), r.lun.get(), r.data_length.get()), (3, 2, 512));
+        assert_eq!(r.tag.get(), 0xCAFE, "the submission's tag");
         assert_eq!(r.sense_buffer.get(), 0x7000_0000 + frame_layout::SENSE as u64);
         let sge = Sge::read_from_bytes(&memory[48..64]).unwrap();
         assert_eq!((sge.address.get(), sge.length.get()), (0x9000_0000, 512));
@@ -196,21 +205,21 @@ mod tests {
         let mut memory = [0u8; 4096];
         let id = TaskId::new(1).unwrap();
         assert_eq!(
-            build(id, &task(&[], 0, 0), &frame(), &mut memory),
+            build(id, 1, &task(&[], 0, 0), &frame(), &mut memory),
             Err(RequestError::BadCdbLength { length: 0 })
         );
         assert_eq!(
-            build(id, &task(&[0; 6], 3, 0), &frame(), &mut memory),
+            build(id, 1, &task(&[0; 6], 3, 0), &frame(), &mut memory),
             Err(RequestError::BadDirection { direction: 3 })
         );
         let mut t = task(&[0x28; 10], 2, 512);
         t.fBufferIOVMAddr = 0;
         assert!(matches!(
-            build(id, &t, &frame(), &mut memory),
+            build(id, 1, &t, &frame(), &mut memory),
             Err(RequestError::BadDataBuffer { .. })
         ));
         assert!(matches!(
-            build(id, &task(&[0; 6], 0, 0), &frame(), &mut memory[..100]),
+            build(id, 1, &task(&[0; 6], 0, 0), &frame(), &mut memory[..100]),
             Err(RequestError::FrameTooSmall { .. })
         ));
     }

@@ -3,15 +3,15 @@
 
 extern crate std;
 
+use std::collections::BTreeMap;
 use std::vec::Vec;
 
-use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::driver::{Firmware, FirmwareError, Step, INIT_TIMEOUT_NS};
 use super::wire::{
-    doorbell, frame_layout, function, fw_state, reg, reply_flags, InitFrame, ReplyDescriptor,
-    RequestDescriptor, RequestFrame, CONTROL_SMID, INIT_MAGIC,
+    doorbell, frame_layout, function, fw_state, reg, reply_flags, InitFrame, MgmtFrame,
+    ReplyDescriptor, RequestDescriptor, RequestFrame, CONTROL_SMID, INIT_MAGIC,
 };
 use crate::abi;
 use crate::limits::{FrameLayout, PageSize};
@@ -26,7 +26,11 @@ struct Device {
     request_consumer: u16,
     reply_producer: u16,
     phase: u8,
+    /// The tag of each SMID's newest request, as taken from its frame.
+    tags: BTreeMap<u16, u32>,
 }
+
+const ENTRY: usize = core::mem::size_of::<ReplyDescriptor>();
 
 fn set(p: &mut FakePlatform, offset: u64, value: u32) {
     p.registers.insert((0, offset), u64::from(value));
@@ -62,6 +66,7 @@ impl Device {
             request_consumer: 0,
             reply_producer: 0,
             phase: reply_flags::PHASE,
+            tags: BTreeMap::new(),
         }
     }
 
@@ -73,6 +78,13 @@ impl Device {
             let at = self.request_ring + u64::from(self.request_consumer) * 16;
             let d = RequestDescriptor::read_from_bytes(p.dma(at, 16).unwrap()).unwrap();
             let f = RequestFrame::read_from_bytes(p.dma(d.frame.get(), 48).unwrap()).unwrap();
+            let tag = if d.function == function::MANAGEMENT {
+                let m = MgmtFrame::read_from_bytes(p.dma(d.frame.get(), 40).unwrap()).unwrap();
+                m.tag.get()
+            } else {
+                f.tag.get()
+            };
+            self.tags.insert(d.smid.get(), tag);
             out.push((d, f));
             self.request_consumer = (self.request_consumer + 1) % self.entries;
         }
@@ -80,15 +92,30 @@ impl Device {
         out
     }
 
+    /// A sealed reply echoing the tag of `smid`'s newest request (0 if none was taken).
     fn reply(&mut self, p: &mut FakePlatform, smid: u16, status: u8, flags: u8, transferred: u32) {
-        let r = ReplyDescriptor {
-            smid: U16::new(smid),
-            scsi_status: status,
-            flags: flags | self.phase,
-            transferred: U32::new(transferred),
-        };
-        let at = self.reply_ring + u64::from(self.reply_producer) * 8;
-        p.dma(at, 8).unwrap().copy_from_slice(r.as_bytes());
+        let tag = self.tags.get(&smid).copied().unwrap_or(0);
+        self.reply_tagged(p, smid, status, flags, transferred, tag);
+    }
+
+    /// A sealed reply with this tag, at the producer, in this lap's phase.
+    fn reply_tagged(
+        &mut self,
+        p: &mut FakePlatform,
+        smid: u16,
+        status: u8,
+        flags: u8,
+        transferred: u32,
+        tag: u32,
+    ) {
+        let r = ReplyDescriptor::sealed(smid, status, flags | self.phase, transferred, tag);
+        self.post(p, &r);
+    }
+
+    /// Write `r` as is at the producer and advance.
+    fn post(&mut self, p: &mut FakePlatform, r: &ReplyDescriptor) {
+        let at = self.reply_ring + u64::from(self.reply_producer) * ENTRY as u64;
+        p.dma(at, ENTRY).unwrap().copy_from_slice(r.as_bytes());
         self.reply_producer += 1;
         if self.reply_producer == self.entries {
             self.reply_producer = 0;
@@ -220,6 +247,153 @@ fn bogus_and_duplicate_replies_complete_nothing() {
 }
 
 #[test]
+fn a_reply_with_the_wrong_tag_completes_nothing_and_the_genuine_one_then_does() {
+    let (mut p, mut pool, mut fw, mut dev) = setup();
+    submit(&mut p, &mut pool, &mut fw, 2, 0);
+    submit(&mut p, &mut pool, &mut fw, 5, 0);
+    let taken = dev.take(&mut p);
+    let (tag2, tag5) = (taken[0].1.tag.get(), taken[1].1.tag.get());
+    assert!(tag2 != 0 && tag5 != 0 && tag2 != tag5, "fresh non-zero tags: {tag2} {tag5}");
+    // Right SMID, right phase, sealed, but another submission's tag (and no tag at all).
+    dev.reply_tagged(&mut p, 2, 0, 0, 512, tag5);
+    dev.reply_tagged(&mut p, 2, 0, 0, 512, 0);
+    // Right tag, but a torn entry: the check word no longer matches.
+    let mut torn = ReplyDescriptor::sealed(5, 0, dev.phase, 512, tag5);
+    torn.scsi_status = 2;
+    dev.post(&mut p, &torn);
+    assert!(interrupt(&mut p, &mut pool, &mut fw).is_empty());
+    assert_eq!(fw.dropped_replies, 3);
+    assert_eq!(get(&p, reg::REPLY_CONSUMER), 3, "dropped entries are consumed");
+    for id in [2, 5] {
+        assert_eq!(pool.state(pool.task(id).unwrap()), Ok(SlotState::Submitted));
+    }
+    dev.reply(&mut p, 5, 0, 0, 4096);
+    dev.reply(&mut p, 2, 0, 0, 512);
+    let done = interrupt(&mut p, &mut pool, &mut fw);
+    assert_eq!(
+        done.iter().map(|d| (d.0, d.1.fBytesTransferred)).collect::<Vec<_>>(),
+        [(5, 4096), (2, 512)]
+    );
+    assert_eq!(fw.dropped_replies, 3);
+    fw.release(&mut p);
+    pool.teardown(&mut p);
+}
+
+#[test]
+fn a_replayed_genuine_reply_is_dropped_after_completion_and_after_the_id_is_reused() {
+    let (mut p, mut pool, mut fw, mut dev) = setup();
+    let task = submit(&mut p, &mut pool, &mut fw, 3, 0);
+    let old = dev.take(&mut p)[0].1.tag.get();
+    dev.reply(&mut p, 3, 0, 0, 512);
+    assert_eq!(interrupt(&mut p, &mut pool, &mut fw).len(), 1);
+    // The same genuine entry again, while the task is Completed: a duplicate.
+    dev.reply(&mut p, 3, 0, 0, 512);
+    assert!(interrupt(&mut p, &mut pool, &mut fw).is_empty());
+    assert_eq!(fw.dropped_replies, 1);
+    // The kernel reuses ID 3: the old reply, replayed, names the right SMID but the old tag.
+    pool.release(task).unwrap();
+    pool.submit(task).unwrap();
+    fw.submit(&mut p, &pool, task, &read_task(3), 0).unwrap();
+    let fresh = dev.take(&mut p)[0].1.tag.get();
+    assert_ne!(fresh, old);
+    dev.reply_tagged(&mut p, 3, 0, 0, 512, old);
+    assert!(interrupt(&mut p, &mut pool, &mut fw).is_empty(), "the replay completes nothing");
+    assert_eq!(fw.dropped_replies, 2);
+    assert_eq!(pool.state(task), Ok(SlotState::Submitted));
+    dev.reply(&mut p, 3, 0, 0, 1024);
+    let done = interrupt(&mut p, &mut pool, &mut fw);
+    assert_eq!((done.len(), done[0].1.fBytesTransferred), (1, 1024));
+    fw.release(&mut p);
+    pool.teardown(&mut p);
+}
+
+mod garbage {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Sealed forgeries: (which SMID, a tag never issued, where in the ring, which phase).
+    fn forgeries() -> impl Strategy<Value = Vec<(usize, u32, usize, u8)>> {
+        proptest::collection::vec((0usize..=TASKS as usize, any::<u32>(), 0usize..10, 0u8..2), 0..4)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Random bytes (and sealed forgeries with wrong tags) all over the reply ring, with
+        /// random producer values, while tasks are outstanding: nothing completes. Then the
+        /// genuine replies complete every task exactly once with its own status, and a replay
+        /// of them completes nothing.
+        #[test]
+        fn random_reply_rings_complete_nothing_and_genuine_replies_complete_each_task_once(
+            outstanding in proptest::collection::btree_set(1u64..=u64::from(TASKS), 1..=TASKS as usize),
+            rounds in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 16 * 10), any::<u32>(), forgeries()),
+                1..6,
+            ),
+        ) {
+            let (mut p, mut pool, mut fw, mut dev) = setup();
+            let outstanding: Vec<u64> = outstanding.into_iter().collect();
+            for &id in &outstanding {
+                submit(&mut p, &mut pool, &mut fw, id, 0);
+            }
+            dev.take(&mut p);
+            prop_assert_eq!(usize::from(dev.entries), 10);
+            // The host's reply position as the device can tell it: the consumer register, and
+            // the phase, which flips whenever the consumer wraps (a drain is under one lap).
+            let (mut consumer, mut phase) = (0u32, reply_flags::PHASE);
+            let mut completed = Vec::new();
+            for (bytes, producer, forged) in rounds {
+                p.dma(dev.reply_ring, bytes.len()).unwrap().copy_from_slice(&bytes);
+                for (which, tag, at, lap) in forged {
+                    let smid = match outstanding.get(which) {
+                        Some(&id) => id as u16,
+                        None => CONTROL_SMID,
+                    };
+                    // Issued tags are small: with the top bit set this one never was.
+                    let r = ReplyDescriptor::sealed(smid, 0, lap, 512, tag | 0x8000_0000);
+                    let iova = dev.reply_ring + (at * ENTRY) as u64;
+                    p.dma(iova, ENTRY).unwrap().copy_from_slice(r.as_bytes());
+                }
+                set(&mut p, reg::REPLY_PRODUCER, producer % 14); // sometimes out of range
+                set(&mut p, reg::INTR_STATUS, 1);
+                completed.extend(interrupt(&mut p, &mut pool, &mut fw).into_iter().map(|d| d.0));
+                let now = get(&p, reg::REPLY_CONSUMER);
+                if now < consumer {
+                    phase ^= reply_flags::PHASE;
+                }
+                consumer = now;
+            }
+            prop_assert!(completed.is_empty(), "garbage completed {:?}", completed);
+            for &id in &outstanding {
+                prop_assert_eq!(pool.state(pool.task(id).unwrap()), Ok(SlotState::Submitted));
+            }
+            // The genuine firmware picks up where the host is.
+            dev.reply_producer = consumer as u16;
+            dev.phase = phase;
+            for &id in &outstanding {
+                dev.reply(&mut p, id as u16, (id * 3) as u8, 0, id as u32 * 100);
+            }
+            let mut done = interrupt(&mut p, &mut pool, &mut fw);
+            done.sort_by_key(|d| d.0);
+            prop_assert_eq!(
+                done.iter()
+                    .map(|(id, r)| (*id, r.fCompletionStatus, r.fBytesTransferred))
+                    .collect::<Vec<_>>(),
+                outstanding.iter().map(|&id| (id, (id * 3) as u32, id * 100)).collect::<Vec<_>>()
+            );
+            // The same genuine replies again: all duplicates.
+            for &id in &outstanding {
+                dev.reply(&mut p, id as u16, (id * 3) as u8, 0, id as u32 * 100);
+            }
+            prop_assert!(interrupt(&mut p, &mut pool, &mut fw).is_empty());
+            fw.release(&mut p);
+            pool.teardown(&mut p);
+        }
+    }
+}
+
+#[test]
 fn a_timed_out_task_is_aborted_then_completed_once() {
     let (mut p, mut pool, mut fw, mut dev) = setup();
     submit(&mut p, &mut pool, &mut fw, 4, 0);
@@ -232,6 +406,7 @@ fn a_timed_out_task_is_aborted_then_completed_once() {
         (taken[0].0.smid.get(), taken[0].1.function, taken[0].1.abort_smid.get()),
         (CONTROL_SMID, function::ABORT_TASK, 4)
     );
+    assert!(taken[0].1.tag.get() != 0, "the abort carries its own tag");
     assert_eq!(
         pool.state(pool.task(4).unwrap()),
         Ok(SlotState::Submitted),
@@ -302,7 +477,7 @@ mod stages {
     use super::*;
     use crate::controller::{Controller, TaskDisposition};
     use crate::firmware::wire::{mgmt, MgmtFrame, Sge, VolumeEntry};
-    use zerocopy::little_endian::U64;
+    use zerocopy::little_endian::{U16, U32, U64};
 
     fn controller(stage: u32) -> Controller<FakePlatform> {
         let cfg = abi::dk_core_config {
@@ -466,7 +641,7 @@ mod stages {
         let mut dev = bring_up(&mut c);
         let p = c.platform_mut();
         let (d, _) = dev.take(p)[0];
-        let m = MgmtFrame::read_from_bytes(p.dma(d.frame.get(), 32).unwrap()).unwrap();
+        let m = MgmtFrame::read_from_bytes(p.dma(d.frame.get(), 40).unwrap()).unwrap();
         assert_eq!(m.opcode, mgmt::LIST_VOLUMES);
         let mut list = Vec::new();
         for id in [0u16, 2] {

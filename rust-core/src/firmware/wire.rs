@@ -153,7 +153,10 @@ pub struct RequestFrame {
     pub sense_length: U16,
     /// For ABORT_TASK: the SMID to abort.
     pub abort_smid: U16,
-    pub reserved: [u8; 4],
+    /// The host's tag for this submission (never 0): the firmware echoes it in the reply
+    /// ([`ReplyDescriptor::tag`]), so a reply for an earlier use of the same SMID, or garbage
+    /// that happens to name it, is told apart from the genuine one.
+    pub tag: U32,
     pub cdb: [u8; 16],
 }
 
@@ -222,6 +225,9 @@ pub struct MgmtFrame {
     /// IOVA of the data buffer (results, or nothing).
     pub buffer: U64,
     pub args: [U32; 4],
+    /// The host's tag for this submission, echoed in the reply (as [`RequestFrame::tag`]).
+    pub tag: U32,
+    pub reserved2: [u8; 4],
 }
 
 #[derive(
@@ -366,7 +372,21 @@ pub mod reply_flags {
     pub const EVENT: u8 = 0x08;
 }
 
-/// One reply ring entry, written by the firmware.
+/// Salt of [`reply_check`] ("FRKD" little-endian), so an all-zero entry is not sealed.
+pub const REPLY_CHECK_SALT: u32 = 0x444B_5246;
+
+/// The check word of a reply entry: a fixed function of its other 12 bytes. With `head` the
+/// entry's first four bytes as a little-endian word (`smid | scsi_status << 16 | flags << 24`),
+/// `check = !(head ^ transferred.rotate_left(11) ^ tag.rotate_left(22) ^ REPLY_CHECK_SALT)`.
+/// Not a MAC: it catches garbage and torn or stale writes, not a device that forges on purpose
+/// (the tag does most of that work).
+pub const fn reply_check(smid: u16, scsi_status: u8, flags: u8, transferred: u32, tag: u32) -> u32 {
+    let head = smid as u32 | (scsi_status as u32) << 16 | (flags as u32) << 24;
+    !(head ^ transferred.rotate_left(11) ^ tag.rotate_left(22) ^ REPLY_CHECK_SALT)
+}
+
+/// One reply ring entry, written by the firmware: it echoes the request's tag and seals the
+/// entry with [`reply_check`]. Event notifications carry tag 0.
 #[derive(
     Clone,
     Copy,
@@ -386,14 +406,60 @@ pub struct ReplyDescriptor {
     pub scsi_status: u8,
     pub flags: u8,
     pub transferred: U32,
+    /// The request frame's tag, echoed ([`RequestFrame::tag`], [`MgmtFrame::tag`]); 0 for an
+    /// event notification.
+    pub tag: U32,
+    /// [`reply_check`] of the other fields.
+    pub check: U32,
+}
+
+impl ReplyDescriptor {
+    /// An entry with its check word computed.
+    pub const fn sealed(
+        smid: u16,
+        scsi_status: u8,
+        flags: u8,
+        transferred: u32,
+        tag: u32,
+    ) -> ReplyDescriptor {
+        ReplyDescriptor {
+            smid: U16::new(smid),
+            scsi_status,
+            flags,
+            transferred: U32::new(transferred),
+            tag: U32::new(tag),
+            check: U32::new(reply_check(smid, scsi_status, flags, transferred, tag)),
+        }
+    }
+
+    /// The check word this entry should carry.
+    pub fn expected_check(&self) -> u32 {
+        reply_check(
+            self.smid.get(),
+            self.scsi_status,
+            self.flags,
+            self.transferred.get(),
+            self.tag.get(),
+        )
+    }
+
+    /// Recompute the check word (after changing a field, e.g. the phase flag).
+    pub fn seal(&mut self) {
+        self.check = U32::new(self.expected_check());
+    }
+
+    /// Whether the check word matches the other fields.
+    pub fn is_sealed(&self) -> bool {
+        self.check.get() == self.expected_check()
+    }
 }
 
 const_assert_eq!(core::mem::size_of::<InitFrame>(), 32);
 const_assert_eq!(core::mem::size_of::<RequestDescriptor>(), 16);
 const_assert_eq!(core::mem::size_of::<RequestFrame>(), 48);
 const_assert_eq!(core::mem::size_of::<Sge>(), 16);
-const_assert_eq!(core::mem::size_of::<ReplyDescriptor>(), 8);
-const_assert_eq!(core::mem::size_of::<MgmtFrame>(), 32);
+const_assert_eq!(core::mem::size_of::<ReplyDescriptor>(), 16);
+const_assert_eq!(core::mem::size_of::<MgmtFrame>(), 40);
 const_assert_eq!(core::mem::size_of::<ControllerInfo>(), 48);
 const_assert_eq!(core::mem::size_of::<VolumeEntry>(), 32);
 const_assert_eq!(core::mem::size_of::<DriveEntry>(), 16);
@@ -431,7 +497,32 @@ mod tests {
         assert_eq!(&bytes[..2], &[7, 0]);
         assert_eq!(&bytes[8..16], &[0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]);
         assert_eq!(RequestDescriptor::read_from_bytes(bytes).unwrap(), d);
-        let r = ReplyDescriptor::read_from_bytes(&[3, 0, 2, 3, 0, 2, 0, 0]).unwrap();
-        assert_eq!((r.smid.get(), r.scsi_status, r.flags, r.transferred.get()), (3, 2, 3, 512));
+        let r = ReplyDescriptor::sealed(3, 2, 3, 512, 0x0A0B_0C0D);
+        let bytes = r.as_bytes();
+        assert_eq!(&bytes[..12], &[3, 0, 2, 3, 0, 2, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A]);
+        let back = ReplyDescriptor::read_from_bytes(bytes).unwrap();
+        assert_eq!(
+            (back.smid.get(), back.scsi_status, back.flags, back.transferred.get()),
+            (3, 2, 3, 512)
+        );
+        assert!(back.is_sealed());
+        let head = u32::from_le_bytes([3, 0, 2, 3]);
+        let check =
+            !(head ^ 512u32.rotate_left(11) ^ 0x0A0B_0C0Du32.rotate_left(22) ^ REPLY_CHECK_SALT);
+        assert_eq!(&bytes[12..], &check.to_le_bytes());
+        assert!(!ReplyDescriptor::default().is_sealed(), "zeroed memory is not a reply");
+        for i in 0..12 {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(bytes);
+            b[i] ^= 0x10;
+            assert!(
+                !ReplyDescriptor::read_from_bytes(&b).unwrap().is_sealed(),
+                "byte {i} is covered"
+            );
+        }
+        let f = RequestFrame { tag: U32::new(0x1122_3344), ..Default::default() };
+        assert_eq!(&f.as_bytes()[28..32], &[0x44, 0x33, 0x22, 0x11]);
+        let m = MgmtFrame { tag: U32::new(7), ..Default::default() };
+        assert_eq!(&m.as_bytes()[32..36], &[7, 0, 0, 0]);
     }
 }

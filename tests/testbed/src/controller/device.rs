@@ -20,6 +20,8 @@ pub const SECTION: &str = "docs/CONTROLLER.md";
 /// Device DMA outside a mapping breaks DRIVERKIT.md §2's rule: map all the way through
 /// `PrepareForDMA` and hand the device only what is mapped.
 pub const SECTION_DMA: &str = "DRIVERKIT.md §2";
+/// The size of one reply ring entry.
+const ENTRY: u64 = size_of::<ReplyDescriptor>() as u64;
 
 /// The rings the host handed over with INIT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,7 +375,7 @@ impl Controller {
                     d.waiting_for_space = true;
                     None
                 } else {
-                    Some((r.reply_ring + u64::from(d.reply_producer) * 8, r.phase))
+                    Some((r.reply_ring + u64::from(d.reply_producer) * ENTRY, r.phase))
                 }
             };
             let Some((iova, phase)) = slot else {
@@ -386,6 +388,8 @@ impl Controller {
                 continue;
             };
             desc.flags = (desc.flags & !reply_flags::PHASE) | phase;
+            // The phase is covered by the check word: seal again.
+            desc.seal();
             if let Err(f) = dma_write(iova, desc.as_bytes()) {
                 self.dma_fault(&format!("posting the reply for SMID {}", desc.smid.get()), f);
                 return false;
@@ -405,11 +409,12 @@ impl Controller {
         }
     }
 
-    /// Fault injection: write `desc` unchanged at the producer and advance.
+    /// Fault injection: write `desc` unchanged (not sealed, not stamped with the phase) at the
+    /// producer and advance.
     pub(crate) fn post_raw(&self, desc: ReplyDescriptor) -> bool {
         let Some(iova) = ({
             let d = self.dev();
-            d.rings.map(|r| r.reply_ring + u64::from(d.reply_producer) * 8)
+            d.rings.map(|r| r.reply_ring + u64::from(d.reply_producer) * ENTRY)
         }) else {
             return false;
         };

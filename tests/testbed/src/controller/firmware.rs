@@ -10,7 +10,7 @@ use dkraid_core::firmware::wire::{
 };
 use dkraid_core::scsi::emulator::status;
 use dkraid_core::scsi::{Asc, Completion, Data, Sense, SenseKey};
-use zerocopy::little_endian::{U16, U32};
+use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::device::{dma_read, dma_write, report, timeline, Queued, Rings, SECTION};
@@ -197,13 +197,11 @@ fn init(c: &Controller, epoch: u64) {
     let mapped = |iova: u64, bytes: u64| {
         iova != 0 && with_world(|w| w.memory.translate(iova, bytes).is_ok())
     };
-    if !mapped(request_ring, u64::from(requests) * 16)
-        || !mapped(reply_ring, u64::from(replies) * 8)
-    {
+    let reply_bytes = u64::from(replies) * size_of::<ReplyDescriptor>() as u64;
+    if !mapped(request_ring, u64::from(requests) * 16) || !mapped(reply_ring, reply_bytes) {
         let values = format!(
-            "request_ring={request_ring:#x}+{} reply_ring={reply_ring:#x}+{}",
+            "request_ring={request_ring:#x}+{} reply_ring={reply_ring:#x}+{reply_bytes}",
             u64::from(requests) * 16,
-            u64::from(replies) * 8
         );
         return bad_init(c, fault_code::RING_NOT_MAPPED, values, "a ring is not mapped in full");
     }
@@ -289,8 +287,26 @@ fn fetch(c: &Controller, epoch: u64) {
     }
 }
 
-fn reply(smid: u16, scsi_status: u8, flags: u8, transferred: u32) -> ReplyDescriptor {
-    ReplyDescriptor { smid: U16::new(smid), scsi_status, flags, transferred: U32::new(transferred) }
+/// A reply echoing the request's `tag`, sealed (`post_reply` reseals it with the lap's phase).
+fn reply(smid: u16, scsi_status: u8, flags: u8, transferred: u32, tag: u32) -> ReplyDescriptor {
+    ReplyDescriptor::sealed(smid, scsi_status, flags, transferred, tag)
+}
+
+/// The tag of the request `q`, read from its frame: a `MgmtFrame`'s for MANAGEMENT, a
+/// `RequestFrame`'s otherwise (also for a function the firmware does not have). 0 if the
+/// frame cannot be read.
+fn request_tag(q: &Queued) -> u32 {
+    if q.function == function::MANAGEMENT {
+        dma_read(q.frame, size_of::<MgmtFrame>())
+            .ok()
+            .and_then(|b| MgmtFrame::read_from_bytes(&b).ok())
+            .map_or(0, |m| m.tag.get())
+    } else {
+        dma_read(q.frame, size_of::<RequestFrame>())
+            .ok()
+            .and_then(|b| RequestFrame::read_from_bytes(&b).ok())
+            .map_or(0, |f| f.tag.get())
+    }
 }
 
 fn live(c: &Controller, epoch: u64) -> bool {
@@ -457,7 +473,7 @@ fn finish_scsi(
             flags |= reply_flags::SENSE_VALID;
         }
     }
-    c.post_reply(epoch, reply(q.smid, scsi_status, flags, transferred));
+    c.post_reply(epoch, reply(q.smid, scsi_status, flags, transferred, f.tag.get()));
 }
 
 fn bad_function(c: &Controller, q: Queued, epoch: u64, function: u8) {
@@ -473,7 +489,8 @@ fn bad_function(c: &Controller, q: Queued, epoch: u64, function: u8) {
             mgmt_status::INVALID_FUNCTION
         ),
     );
-    c.post_reply(epoch, reply(q.smid, mgmt_status::INVALID_FUNCTION, 0, 0));
+    let tag = request_tag(&q);
+    c.post_reply(epoch, reply(q.smid, mgmt_status::INVALID_FUNCTION, 0, 0, tag));
 }
 
 // ----------------------------------------------------------------------- ABORT_TASK --
@@ -493,14 +510,17 @@ fn abort(c: &Controller, q: Queued, epoch: u64) {
             return;
         }
         let at = d.queue.iter().position(|x| x.smid == target);
-        at.and_then(|i| d.queue.remove(i)).is_some()
+        at.and_then(|i| d.queue.remove(i))
     };
-    if found {
-        if c.post_reply(epoch, reply(target, 0, reply_flags::ABORTED, 0)) {
-            c.post_reply(epoch, reply(q.smid, mgmt_status::SUCCESS, 0, 0));
+    let tag = f.tag.get();
+    if let Some(aborted) = found {
+        // The aborted request's reply echoes its own tag; the abort's reply, the abort's.
+        let aborted_reply = reply(target, 0, reply_flags::ABORTED, 0, request_tag(&aborted));
+        if c.post_reply(epoch, aborted_reply) {
+            c.post_reply(epoch, reply(q.smid, mgmt_status::SUCCESS, 0, 0, tag));
         }
     } else {
-        c.post_reply(epoch, reply(q.smid, mgmt_status::NOT_FOUND, 0, 0));
+        c.post_reply(epoch, reply(q.smid, mgmt_status::NOT_FOUND, 0, 0, tag));
     }
 }
 
@@ -544,7 +564,7 @@ fn management(c: &Controller, q: Queued, epoch: u64) {
             return c.dma_fault(&format!("writing the buffer of {call}"), e);
         }
     }
-    c.post_reply(epoch, reply(q.smid, status, 0, n as u32));
+    c.post_reply(epoch, reply(q.smid, status, 0, n as u32, m.tag.get()));
 }
 
 fn entries<T: IntoBytes + zerocopy::Immutable>(items: &[T], room: usize) -> Vec<u8> {
@@ -624,7 +644,8 @@ fn post_events(c: &Controller, epoch: u64) {
     for e in events {
         let sequence = e.sequence.get();
         let flags = reply_flags::EVENT;
-        if !c.post_reply(epoch, reply(EVENT_SMID, 0, flags, sequence as u32)) {
+        // Events answer no request: tag 0.
+        if !c.post_reply(epoch, reply(EVENT_SMID, 0, flags, sequence as u32, 0)) {
             return;
         }
         let mut d = c.dev();

@@ -348,8 +348,9 @@ impl Controller {
         self.dev().drop_replies += n;
     }
 
-    /// Write `desc` as is (flags included: the caller chooses the phase) at the reply
-    /// producer, advance the producer and interrupt, ignoring ring fullness. False when there
+    /// Write `desc` as is (flags included: the caller chooses the phase; tag and check word
+    /// too: nothing is sealed, so garbage stays garbage) at the reply producer, advance the
+    /// producer and interrupt, ignoring ring fullness. False when there
     /// is no reply ring (not OPERATIONAL). Call on a simulated thread.
     pub fn post_bogus_reply(&self, desc: dkraid_core::firmware::wire::ReplyDescriptor) -> bool {
         self.post_raw(desc)

@@ -20,6 +20,8 @@ use crate::world::{self, World};
 
 const SENSE_AT: usize = 768;
 const FRAME: usize = 1024;
+/// One reply ring entry.
+const ENTRY: usize = size_of::<ReplyDescriptor>();
 
 /// A DMA region the host mapped: its CPU view and device address.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +81,10 @@ struct Host {
     producer: u32,
     consumer: u32,
     phase: u8,
+    /// The tag of the next frame written (the core's tags are per controller, never 0).
+    next_tag: Cell<u32>,
+    /// Accept entries whose check word is wrong (a test that posts garbage on purpose).
+    raw: bool,
 }
 
 impl Host {
@@ -108,12 +114,14 @@ impl Host {
             c,
             init: region(64),
             requests: region(u64::from(entries) * 16),
-            replies: region(u64::from(entries) * 8),
+            replies: region(u64::from(entries) * ENTRY as u64),
             frames: region(16 * FRAME as u64),
             entries,
             producer: 0,
             consumer: 0,
             phase: reply_flags::PHASE,
+            next_tag: Cell::new(0x5100),
+            raw: false,
         }
     }
 
@@ -146,12 +154,28 @@ impl Host {
         h
     }
 
+    /// A fresh tag for a frame.
+    fn tag(&self) -> u32 {
+        let t = self.next_tag.get();
+        self.next_tag.set(t + 1);
+        t
+    }
+
     fn frame_iova(&self, slot: usize) -> u64 {
         self.frames.iova + (slot * FRAME) as u64
     }
 
-    /// Write a SCSI_IO frame in task frame `slot`.
-    fn scsi_frame(&self, slot: usize, target: u16, dir: u8, cdb: &[u8], length: u32, sges: &[Sge]) {
+    /// Write a SCSI_IO frame in task frame `slot`; returns its tag.
+    fn scsi_frame(
+        &self,
+        slot: usize,
+        target: u16,
+        dir: u8,
+        cdb: &[u8],
+        length: u32,
+        sges: &[Sge],
+    ) -> u32 {
+        let tag = self.tag();
         let mut c = [0u8; 16];
         c[..cdb.len()].copy_from_slice(cdb);
         let f = RequestFrame {
@@ -163,6 +187,7 @@ impl Host {
             data_length: U32::new(length),
             sense_buffer: U64::new(self.frame_iova(slot) + SENSE_AT as u64),
             sense_length: U16::new(256),
+            tag: U32::new(tag),
             cdb: c,
             ..Default::default()
         };
@@ -172,6 +197,7 @@ impl Host {
             self.frames.write(at + 48 + 16 * i, s.as_bytes());
         }
         self.frames.write(at + SENSE_AT, &[0u8; 256]);
+        tag
     }
 
     fn sense(&self, slot: usize) -> Vec<u8> {
@@ -193,14 +219,19 @@ impl Host {
         self.write(reg::DOORBELL, doorbell::REQUEST);
     }
 
-    /// Consume what the device posted, checking each entry's phase.
+    /// Consume what the device posted, checking each entry's phase and check word, and that
+    /// events carry tag 0.
     fn drain(&mut self) -> Vec<ReplyDescriptor> {
         let producer = self.read(reg::REPLY_PRODUCER);
         let mut out = Vec::new();
         while self.consumer != producer {
-            let bytes = self.replies.read(self.consumer as usize * 8, 8);
+            let bytes = self.replies.read(self.consumer as usize * ENTRY, ENTRY);
             let r = ReplyDescriptor::read_from_bytes(&bytes).unwrap();
             assert_eq!(r.flags & reply_flags::PHASE, self.phase, "entry {} phase", self.consumer);
+            assert!(self.raw || r.is_sealed(), "entry {} is not sealed: {r:?}", self.consumer);
+            if r.smid.get() == EVENT_SMID && !self.raw {
+                assert_eq!(r.tag.get(), 0, "an event answers no request");
+            }
             out.push(r);
             self.consumer += 1;
             if self.consumer == self.entries {
@@ -253,9 +284,11 @@ impl Host {
         sges: &[Sge],
     ) -> ReplyDescriptor {
         let length = sges.iter().map(|s| s.length.get()).sum();
-        self.scsi_frame(0, target, dir, cdb, length, sges);
+        let tag = self.scsi_frame(0, target, dir, cdb, length, sges);
         self.submit(smid, function::SCSI_IO, self.frame_iova(0));
-        self.replies(1)[0]
+        let r = self.replies(1)[0];
+        assert_eq!((r.smid.get(), r.tag.get()), (smid, tag), "the reply echoes the frame's tag");
+        r
     }
 
     /// The first command to a new volume reports POWER ON OR RESET: take it.
@@ -287,6 +320,7 @@ impl Host {
         n: usize,
     ) -> Vec<ReplyDescriptor> {
         let (at, len) = buffer.unwrap_or((0, 0));
+        let tag = self.tag();
         let m = MgmtFrame {
             function: function::MANAGEMENT,
             opcode,
@@ -294,10 +328,16 @@ impl Host {
             buffer_length: U32::new(len),
             buffer: U64::new(at),
             args: args.map(U32::new),
+            tag: U32::new(tag),
+            reserved2: [0; 4],
         };
         self.frames.write(FRAME, m.as_bytes());
         self.submit(smid, function::MANAGEMENT, self.frame_iova(1));
-        self.replies(n)
+        let out = self.replies(n);
+        let mine: Vec<u32> =
+            out.iter().filter(|r| r.smid.get() == smid).map(|r| r.tag.get()).collect();
+        assert_eq!(mine, [tag], "one reply, echoing the frame's tag");
+        out
     }
 }
 
@@ -516,8 +556,12 @@ fn reset_drops_queued_and_in_flight_work_without_replies() {
         h.wait_state(fw_state::READY);
         sched::sleep_ns(2_000_000);
         assert_eq!(h.read(reg::REPLY_PRODUCER), 0);
-        let ring = h.replies.read(0, 8 * 8);
-        assert_eq!(ring[16..], [0u8; 48][..], "nothing written after the two TEST UNIT READYs");
+        let ring = h.replies.read(0, 8 * ENTRY);
+        assert_eq!(
+            ring[2 * ENTRY..],
+            [0u8; 6 * ENTRY][..],
+            "nothing written after the two TEST UNIT READYs"
+        );
         // Start over: a fresh handshake, and the volume reports the reset.
         let mut h = Host::up(c, 8);
         let r = h.command(20, 0, direction::NONE, &[0; 6], &[]);
@@ -634,23 +678,33 @@ fn abort_task_drops_a_queued_request_and_coalesces_into_one_interrupt() {
         deliveries.borrow_mut().clear();
         // Two TEST UNIT READYs stall behind a slow first request; abort the second.
         c.stall(500_000);
+        let mut tags = Vec::new();
         for slot in 0..2u16 {
-            h.scsi_frame(usize::from(slot), 0, direction::NONE, &[0; 6], 0, &[]);
+            tags.push(h.scsi_frame(usize::from(slot), 0, direction::NONE, &[0; 6], 0, &[]));
             h.submit(slot + 1, function::SCSI_IO, h.frame_iova(usize::from(slot)));
         }
         let abort = RequestFrame {
             function: function::ABORT_TASK,
             abort_smid: U16::new(2),
+            tag: U32::new(h.tag()),
             ..Default::default()
         };
         h.frames.write(2 * FRAME, abort.as_bytes());
         h.submit(0xFFFE, function::ABORT_TASK, h.frame_iova(2));
         let r = h.replies(3);
-        let got: Vec<(u16, u8, u8)> = r
+        let got: Vec<(u16, u8, u8, u32)> = r
             .iter()
-            .map(|r| (r.smid.get(), r.scsi_status, r.flags & !reply_flags::PHASE))
+            .map(|r| (r.smid.get(), r.scsi_status, r.flags & !reply_flags::PHASE, r.tag.get()))
             .collect();
-        assert_eq!(got, [(2, 0, reply_flags::ABORTED), (0xFFFE, 0, 0), (1, 0, 0)]);
+        assert_eq!(
+            got,
+            [
+                (2, 0, reply_flags::ABORTED, tags[1]),
+                (0xFFFE, 0, 0, abort.tag.get()),
+                (1, 0, 0, tags[0])
+            ],
+            "the aborted request's reply echoes its own tag, the abort's reply the abort's"
+        );
         // An abort of a request that is not queued.
         h.frames.write(2 * FRAME, abort.as_bytes());
         h.submit(0xFFFE, function::ABORT_TASK, h.frame_iova(2));
@@ -753,14 +807,24 @@ fn fault_injection_drops_replies_and_posts_bogus_ones() {
         );
         assert_eq!(r.scsi_status, 0);
         assert_eq!(data.read(1024, 512), [0xA5; 512]);
+        // Posted exactly as given: not sealed, not stamped, garbage stays garbage.
         let bogus = ReplyDescriptor {
             smid: U16::new(77),
             scsi_status: 0,
             flags: h.phase,
             transferred: U32::new(5),
+            tag: U32::new(0xDEAD),
+            check: U32::new(0x1234_5678),
         };
+        h.raw = true;
         assert!(c.post_bogus_reply(bogus));
-        assert_eq!(h.replies(1), [bogus]);
+        let got = h.replies(1);
+        assert_eq!(got, [bogus]);
+        assert!(!got[0].is_sealed());
+        // And a sealed one stays sealed.
+        let sealed = ReplyDescriptor::sealed(78, 0, h.phase, 5, 0xBEEF);
+        assert!(c.post_bogus_reply(sealed));
+        assert_eq!(h.replies(1), [sealed]);
     });
 }
 
