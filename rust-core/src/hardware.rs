@@ -259,6 +259,13 @@ impl Hardware {
                         crate::firmware::wire::event::VOLUME_DELETED => Some(OpKind::Destroy),
                         _ => None,
                     };
+                    // The event log starts with the array's history (volumes LIST_VOLUMES
+                    // already exposed): only a change of what is reachable is target work.
+                    let op = match op {
+                        Some(OpKind::Create) if targets.is_reachable(target) => None,
+                        Some(OpKind::Destroy) if !targets.is_reachable(target) => None,
+                        other => other,
+                    };
                     if let Some(kind) = op {
                         if let Err(err) = targets.push(TargetOp { kind, target }) {
                             log::error!("dkraid: event {seq} on volume {target}: {err}");

@@ -41,6 +41,8 @@ pub struct BootConfig {
     /// The simulated RAID controller behind the PCI function in stages `single-io` and `full`
     /// (`docs/CONTROLLER.md`); None: its default (the RAID engine's default array).
     pub controller: Option<crate::controller::ControllerConfig>,
+    /// Faults injected into the controller during the action's workload (`crate::faults`).
+    pub faults: Vec<crate::faults::Fault>,
 }
 
 /// Work for the booted system: a block workload, or one pass-through command.
@@ -62,6 +64,7 @@ impl Default for BootConfig {
             matched: None,
             action: None,
             controller: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -248,6 +251,7 @@ struct ActionResult {
 /// settle (a deadlock or a stop), so the controller must not be stopped normally.
 fn run_action(
     scheduler: &mut Scheduler,
+    config: &BootConfig,
     action: &Action,
     progress: Option<crate::workload::Progress>,
     out: &mut ActionResult,
@@ -263,7 +267,7 @@ fn run_action(
                 return true;
             };
             let workload = match crate::workload::Workload::new(*cfg, &disk, progress) {
-                Ok(w) => w,
+                Ok(w) => w.with_faults(config.faults.clone(), config.seed),
                 Err(e) => {
                     out.error = Some(e);
                     return true;
@@ -375,7 +379,7 @@ pub fn boot_with_progress(
     let started = with_world(|w| w.family.registered);
     let mut action_result = ActionResult::default();
     if let (false, true, Some(action)) = (stopped, started, config.action.as_ref()) {
-        if !run_action(&mut scheduler, action, progress, &mut action_result) {
+        if !run_action(&mut scheduler, config, action, progress, &mut action_result) {
             stopped = true;
         }
     }

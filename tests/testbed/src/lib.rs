@@ -12,6 +12,8 @@
 //! - [`controller`]: the simulated PCI RAID controller (BAR0, firmware, MSI-X).
 //! - [`verifier`], [`trace`], [`cli_output`]: findings, timeline, printing.
 //! - [`raid`]: the simulated RAID controller's firmware RAID engine (drives, volumes, rebuilds).
+//! - [`workload`]: `dkraid-sim io` (with `--verify`); [`faults`]: what it does to the
+//!   controller mid-run (drive failures, resets, stalls, dropped and garbage replies, hot plug).
 // FFI glue groups a C call with the pointer reads around it; one SAFETY comment covers the
 // block (every unsafe block still has one).
 #![allow(clippy::multiple_unsafe_ops_per_block)]
@@ -25,6 +27,7 @@ pub mod cli_output;
 pub mod controller;
 pub mod databuf;
 pub mod disk;
+pub mod faults;
 pub mod iig;
 pub mod kernel;
 pub mod locks;

@@ -12,7 +12,7 @@ use dkraid_testbed::bundle::matching::{self, MatchRequest};
 use dkraid_testbed::bundle::{self as bundle_files, BuildSettings, Source};
 use dkraid_testbed::controller::{ArraySpec, ControllerConfig};
 use dkraid_testbed::pci::SimPciDevice;
-use dkraid_testbed::{cli_output, passthrough, raid, trace, variants, workload};
+use dkraid_testbed::{cli_output, faults, passthrough, raid, trace, variants, workload};
 
 #[derive(Parser)]
 #[command(name = "dkraid-sim", version, about = "Boot the dkraid dext on a simulated Mac")]
@@ -74,6 +74,70 @@ struct BootArgs {
     backing: Option<PathBuf>,
 }
 
+/// `io`'s fault injection (`dkraid_testbed::faults`); PCT is a percentage of the bytes done.
+#[derive(Args, Clone, Default)]
+struct FaultArgs {
+    /// Fail drive D when PCT% of the workload is done (repeatable).
+    #[arg(long, value_name = "D:PCT")]
+    fail_drive: Vec<String>,
+    /// The controller resets itself (drops everything in flight) at PCT% (repeatable).
+    #[arg(long, value_name = "PCT")]
+    reset_at: Vec<String>,
+    /// The firmware takes no request for MS milliseconds from PCT% (repeatable).
+    #[arg(long, value_name = "MS:PCT")]
+    stall_firmware: Vec<String>,
+    /// The firmware never posts the next N replies (from the start).
+    #[arg(long, value_name = "N")]
+    drop_replies: Option<String>,
+    /// N reply-ring entries of random bytes at PCT% (repeatable).
+    #[arg(long, value_name = "N:PCT")]
+    garbage_replies: Vec<String>,
+    /// Create a volume at PCT% (hot plug), LEVEL:DRIVES[:...]@PCT (repeatable).
+    #[arg(long, value_name = "SPEC@PCT")]
+    create_volume: Vec<String>,
+    /// Delete volume V at PCT% (hot unplug) (repeatable).
+    #[arg(long, value_name = "V:PCT")]
+    delete_volume: Vec<String>,
+    /// The controller loses its write-back cache unflushed at PCT% (acknowledged writes
+    /// vanish: what `--verify` exists to catch).
+    #[arg(long, value_name = "PCT")]
+    lose_cache: Option<String>,
+}
+
+impl FaultArgs {
+    fn parse(&self) -> Result<Vec<faults::Fault>, String> {
+        use faults::Fault;
+        let mut out = Vec::new();
+        for t in &self.fail_drive {
+            out.push(Fault::fail_drive(t)?);
+        }
+        for t in &self.reset_at {
+            out.push(Fault::reset_at(t)?);
+        }
+        for t in &self.stall_firmware {
+            out.push(Fault::stall(t)?);
+        }
+        if let Some(t) = &self.drop_replies {
+            out.push(Fault::drop_replies(t)?);
+        }
+        for t in &self.garbage_replies {
+            out.push(Fault::garbage(t)?);
+        }
+        for t in &self.create_volume {
+            out.push(Fault::create_volume(t)?);
+        }
+        for t in &self.delete_volume {
+            out.push(Fault::delete_volume(t)?);
+        }
+        if let Some(t) = &self.lose_cache {
+            out.push(Fault::lose_cache(t)?);
+        }
+        Ok(out)
+    }
+}
+
+// Parsed once per process: the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Match the bundle's personality against the simulated PCI device, boot the dext, and
@@ -97,13 +161,19 @@ enum Command {
         #[arg(
             long,
             value_name = "SIZE",
-            conflicts_with = "read",
-            required_unless_present = "read"
+            conflicts_with_all = ["read", "verify"],
+            required_unless_present_any = ["read", "verify"]
         )]
         write: Option<String>,
         /// Read this many bytes.
-        #[arg(long, value_name = "SIZE")]
+        #[arg(long, value_name = "SIZE", conflicts_with = "verify")]
         read: Option<String>,
+        /// Write this many bytes of a checksummed pattern, then read them back and report
+        /// every block that differs, by LBA (like fio's verify).
+        #[arg(long, value_name = "SIZE")]
+        verify: Option<String>,
+        #[command(flatten)]
+        faults: FaultArgs,
         /// Bytes per I/O (e.g. 1MiB).
         #[arg(long, value_name = "SIZE", default_value = "1MiB")]
         block: String,
@@ -257,11 +327,19 @@ fn main() -> ExitCode {
             cli_output::print_report(&report, json);
             exit_for(&report)
         }
-        Command::Io { boot: args, write, read, block, qd, json } => {
-            let (is_write, size) = match (&write, &read) {
-                (Some(w), _) => (true, w),
-                (None, Some(r)) => (false, r),
-                (None, None) => unreachable!("clap requires --write or --read"),
+        Command::Io { boot: args, write, read, verify, faults, block, qd, json } => {
+            let (is_write, size) = match (&write, &read, &verify) {
+                (Some(w), _, _) => (true, w),
+                (None, Some(r), _) => (false, r),
+                (None, None, Some(v)) => (true, v),
+                (None, None, None) => unreachable!("clap requires --write, --read or --verify"),
+            };
+            let faults = match faults.parse() {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("dkraid-sim: {e}");
+                    return ExitCode::from(2);
+                }
             };
             let sizes =
                 workload::parse_size(size).and_then(|t| Ok((t, workload::parse_size(&block)?)));
@@ -272,14 +350,29 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let io =
-                workload::IoConfig { write: is_write, total_bytes, block_bytes, queue_depth: qd };
-            let config = match prepare(&args, json, Some(boot::Action::Io(io))) {
+            let io = workload::IoConfig {
+                write: is_write,
+                total_bytes,
+                block_bytes,
+                queue_depth: qd,
+                verify: verify.is_some(),
+            };
+            let mut config = match prepare(&args, json, Some(boot::Action::Io(io))) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if !faults.is_empty() && !matches!(config.stage, Stage::SingleIo | Stage::Full) {
+                eprintln!(
+                    "dkraid-sim: fault injection acts on the RAID controller, which stage {} does \
+                     not use; use --stage full",
+                    config.stage
+                );
+                return ExitCode::from(2);
+            }
+            config.faults = faults;
+            let work_bytes = if io.verify { 2 * total_bytes } else { total_bytes };
             let bar = indicatif::ProgressBar::with_draw_target(
-                Some(total_bytes),
+                Some(work_bytes),
                 indicatif::ProgressDrawTarget::stderr(),
             );
             bar.set_style(
@@ -293,19 +386,32 @@ fn main() -> ExitCode {
                 std::rc::Rc::new(move |done| progress_bar.set_position(done));
             let report = boot::boot_with_progress(&config, Some(progress));
             bar.finish_and_clear();
-            print_action(&report, json, |r| {
+            // Failed I/Os or blocks that did not read back as written fail the command.
+            let failed = report.io.as_ref().is_some_and(|io| io.errors > 0 || io.mismatches > 0);
+            let code = print_action(&report, json, |r| {
                 if let Some(io) = &r.io {
                     if json {
                         let mut v = serde_json::to_value(io).unwrap_or_default();
                         v["seed"] = r.seed.into();
                         v["stage"] = r.stage.clone().into();
                         v["violations"] = serde_json::to_value(&r.violations).unwrap_or_default();
+                        v["targets"] = serde_json::to_value(&r.targets).unwrap_or_default();
+                        v["disks"] = serde_json::to_value(&r.disks).unwrap_or_default();
+                        v["firmware_state"] =
+                            serde_json::to_value(&r.firmware_state).unwrap_or_default();
+                        v["volumes"] = serde_json::to_value(&r.volumes).unwrap_or_default();
+                        v["logs"] = serde_json::to_value(&r.logs).unwrap_or_default();
                         println!("{v}");
                     } else {
                         workload::print(io);
                     }
                 }
-            })
+            });
+            if failed && report.action_error.is_none() {
+                ExitCode::from(1)
+            } else {
+                code
+            }
         }
         Command::Scsi { boot: args, target, lun, cdb, alloc, data_out, json } => {
             let cdb = match passthrough::parse_cdb(&cdb) {

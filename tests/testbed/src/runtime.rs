@@ -239,8 +239,12 @@ pub extern "C" fn dksim_create_target(_service: Obj, target: u64) -> i32 {
 
 #[no_mangle]
 pub extern "C" fn dksim_destroy_target(_service: Obj, target: u64) -> i32 {
+    // The target's disk goes with it (macOS terminates the IOMedia and unmounts).
     with_world(|w| {
         w.family.targets.remove(&target);
+        for d in w.disks.iter_mut().filter(|d| d.target == target) {
+            d.attached = false;
+        }
     });
     OK
 }

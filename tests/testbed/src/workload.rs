@@ -2,6 +2,17 @@
 //! (10, or 16 above LBA 0xFFFFFFFF, as macOS does) with a queue depth, through the simulated
 //! kernel, the dext's C++ and the core, to the backend — measured in wall time (I/Os and MB per
 //! second) and in virtual time (latency percentiles).
+//!
+//! `--verify` is fio's verify: every logical block is written with a self-describing,
+//! checksummed pattern (a header naming its LBA and the run's seed, a checksum of the payload,
+//! then a payload drawn from the LBA), all writes complete, then every block is read back and
+//! checked; each mismatch is reported by LBA with what was found there. Faults
+//! ([`crate::faults`]) fire at a percentage of the bytes done.
+//!
+//! Like macOS's block storage driver, a client retries an I/O that failed for a transient
+//! reason — BUSY, TASK SET FULL, a task timeout, UNIT ATTENTION, NOT READY (becoming ready) —
+//! with a doubling back-off for a bounded time ([`RETRY_BUDGET_NS`]); what is still failing
+//! after that is an error.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -20,6 +31,29 @@ pub struct IoConfig {
     pub total_bytes: u64,
     pub block_bytes: u64,
     pub queue_depth: u32,
+    /// Write `total_bytes` of verifiable pattern, then read it all back and check it
+    /// (`write` is ignored).
+    pub verify: bool,
+}
+
+/// How long a client keeps retrying an I/O that fails for a transient reason, in virtual time:
+/// long enough to ride out a controller reset after a 30 s task timeout.
+pub const RETRY_BUDGET_NS: u64 = 120_000_000_000;
+
+/// The first back-off; it doubles per retry up to [`MAX_BACKOFF_NS`].
+pub const FIRST_BACKOFF_NS: u64 = 1_000_000;
+pub const MAX_BACKOFF_NS: u64 = 1_000_000_000;
+
+/// How many mismatches the report lists one by one (all are counted).
+pub const MISMATCHES_LISTED: usize = 10_000;
+
+/// One logical block that did not read back as written.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Mismatch {
+    pub lba: u64,
+    /// What the block held instead: `zeroes`, `the data of LBA N`, `corrupt payload
+    /// (checksum)`, `N bytes differ`, or `a block of another run (seed S)`.
+    pub found: String,
 }
 
 /// The result table.
@@ -38,6 +72,16 @@ pub struct IoReport {
     pub latency_p99_ns: u64,
     pub virtual_ns: u64,
     pub first_error: Option<String>,
+    /// Retries of transient failures (each attempt after an I/O's first).
+    pub retries: u64,
+    /// `--verify`: blocks read back and checked.
+    pub verified_blocks: u64,
+    /// `--verify`: blocks that did not read back as written (a count).
+    pub mismatches: u64,
+    /// The first [`MISMATCHES_LISTED`] of them, by LBA.
+    pub mismatch_list: Vec<Mismatch>,
+    /// What the faults did, in order.
+    pub faults: Vec<crate::faults::Fired>,
 }
 
 /// A size like `1GiB`, `4k`, `512`, `1MiB`, `2M`.
@@ -60,6 +104,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 #[derive(Debug, Default)]
 struct State {
+    /// `--verify`: false while writing, true once every write completed and reads began.
+    verifying: bool,
+    /// I/Os taken but not finished (the verify phase waits for the writes to drain).
+    outstanding: u64,
+    retries: u64,
+    verified_blocks: u64,
+    mismatches: u64,
+    mismatch_list: Vec<Mismatch>,
     next_offset: u64,
     ios: u64,
     bytes: u64,
@@ -82,6 +134,8 @@ pub struct Workload {
     state: Rc<RefCell<State>>,
     pattern: Rc<Vec<u8>>,
     progress: Option<Progress>,
+    faults: Rc<RefCell<crate::faults::Schedule>>,
+    seed: u64,
 }
 
 impl std::fmt::Debug for Workload {
@@ -137,45 +191,81 @@ impl Workload {
             state: Rc::new(RefCell::new(State::default())),
             pattern: Rc::new(pattern),
             progress,
+            faults: Rc::new(RefCell::new(crate::faults::Schedule::default())),
+            seed: 1,
         })
+    }
+
+    /// Faults to fire during the run; `seed` keys the verify pattern and garbage replies.
+    pub fn with_faults(mut self, faults: Vec<crate::faults::Fault>, seed: u64) -> Workload {
+        self.faults = Rc::new(RefCell::new(crate::faults::Schedule::new(faults)));
+        self.seed = seed;
+        self
+    }
+
+    /// Bytes the whole run moves (a verify run writes, then reads, `total_bytes`).
+    fn work_bytes(&self) -> u64 {
+        if self.cfg.verify {
+            2 * self.cfg.total_bytes
+        } else {
+            self.cfg.total_bytes
+        }
     }
 
     /// One client thread's body: take the next I/O until none is left.
     pub fn client(&self) -> impl FnOnce() + 'static {
-        let (cfg, target, lun, bs) = (self.cfg, self.target, self.lun, self.block_size);
+        let (cfg, target, lun, bs, seed) =
+            (self.cfg, self.target, self.lun, self.block_size, self.seed);
+        let work = self.work_bytes();
         let state = self.state.clone();
         let pattern = self.pattern.clone();
         let progress = self.progress.clone();
+        let faults = self.faults.clone();
         move || loop {
-            let offset = {
-                let mut s = state.borrow_mut();
-                if s.next_offset >= cfg.total_bytes {
-                    return;
-                }
-                let o = s.next_offset;
-                s.next_offset += cfg.block_bytes;
-                s.started_ns.get_or_insert(sched::now_ns());
-                o
-            };
+            // Faults due before anything moved (0%) fire first.
+            let done = state.borrow().ios * cfg.block_bytes;
+            fire_due(&faults, done, work, seed);
+            let Some((write, offset)) = next_io(&state, &cfg) else { return };
             let lba = offset / bs;
             let blocks = (cfg.block_bytes / bs) as u32;
-            let cdb = rw_cdb(cfg.write, lba, blocks);
+            let cdb = rw_cdb(write, lba, blocks);
+            let data_out: Vec<u8> = if !write {
+                Vec::new()
+            } else if cfg.verify {
+                verify_pattern(lba, bs, cfg.block_bytes, seed)
+            } else {
+                pattern.to_vec()
+            };
             let start = sched::now_ns();
-            let o = tasks::run(&Request {
-                target,
-                lun,
-                cdb: &cdb,
-                direction: if cfg.write { Direction::Out } else { Direction::In },
-                length: cfg.block_bytes,
-                data_out: if cfg.write { &pattern } else { &[] },
-            });
+            let mut backoff = FIRST_BACKOFF_NS;
+            let o = loop {
+                let o = tasks::run(&Request {
+                    target,
+                    lun,
+                    cdb: &cdb,
+                    direction: if write { Direction::Out } else { Direction::In },
+                    length: cfg.block_bytes,
+                    data_out: &data_out,
+                });
+                if o.good() || !transient(&o) || sched::now_ns() - start >= RETRY_BUDGET_NS {
+                    break o;
+                }
+                state.borrow_mut().retries += 1;
+                // Back off, as a host does for a busy or resetting device.
+                sched::sleep_ns(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF_NS);
+            };
             let latency = sched::now_ns() - start;
-            let done = {
+            {
                 let mut s = state.borrow_mut();
+                s.outstanding -= 1;
                 s.ios += 1;
                 s.latencies_ns.push(latency);
                 if o.good() {
                     s.bytes += o.bytes;
+                    if cfg.verify && !write {
+                        check_blocks(&mut s, &o.data, lba, bs, seed);
+                    }
                 } else {
                     s.errors += 1;
                     if s.first_error.is_none() {
@@ -192,11 +282,12 @@ impl Workload {
                     }
                 }
                 s.finished_ns = sched::now_ns();
-                s.ios * cfg.block_bytes
-            };
+            }
+            let done = state.borrow().ios * cfg.block_bytes;
             if let Some(p) = &progress {
                 p(done);
             }
+            fire_due(&faults, done, work, seed);
         }
     }
 
@@ -213,7 +304,12 @@ impl Workload {
         };
         let secs = wall.as_secs_f64().max(1e-9);
         IoReport {
-            mode: if self.cfg.write { "write" } else { "read" }.into(),
+            mode: match (self.cfg.verify, self.cfg.write) {
+                (true, _) => "verify",
+                (false, true) => "write",
+                (false, false) => "read",
+            }
+            .into(),
             ios: s.ios,
             bytes: s.bytes,
             errors: s.errors,
@@ -226,8 +322,156 @@ impl Workload {
             latency_p99_ns: pct(0.99),
             virtual_ns: s.finished_ns.saturating_sub(s.started_ns.unwrap_or(0)),
             first_error: s.first_error.clone(),
+            retries: s.retries,
+            verified_blocks: s.verified_blocks,
+            mismatches: s.mismatches,
+            mismatch_list: s.mismatch_list.clone(),
+            faults: self.faults.borrow().fired.clone(),
         }
     }
+}
+
+/// The next I/O to issue, (write, byte offset); None when the run is done. In a verify run the
+/// reads start only once every write has completed.
+fn next_io(state: &Rc<RefCell<State>>, cfg: &IoConfig) -> Option<(bool, u64)> {
+    loop {
+        {
+            let mut s = state.borrow_mut();
+            if s.next_offset < cfg.total_bytes {
+                let o = s.next_offset;
+                s.next_offset += cfg.block_bytes;
+                s.outstanding += 1;
+                s.started_ns.get_or_insert(sched::now_ns());
+                let write = if cfg.verify { !s.verifying } else { cfg.write };
+                return Some((write, o));
+            }
+            if !cfg.verify || s.verifying {
+                return None;
+            }
+            if s.outstanding == 0 {
+                s.verifying = true;
+                s.next_offset = 0;
+                continue;
+            }
+        }
+        // Writes still in flight: wait for them to drain.
+        sched::sleep_ns(100_000);
+    }
+}
+
+/// Fire the faults due once `done` of `work` bytes have moved.
+fn fire_due(faults: &Rc<RefCell<crate::faults::Schedule>>, done: u64, work: u64, seed: u64) {
+    if faults.borrow().is_empty() {
+        return;
+    }
+    let due = faults.borrow_mut().due(done, work);
+    for f in due {
+        let fired = f.fire(seed);
+        faults.borrow_mut().fired.push(fired);
+    }
+}
+
+/// Whether a failed I/O is worth retrying, as macOS's storage stack judges it.
+pub fn transient(o: &tasks::Outcome) -> bool {
+    // kSCSIServiceResponse_*
+    const SERVICE_DELIVERY_OR_TARGET_FAILURE: u32 = 1;
+    const TASK_COMPLETE: u32 = 2;
+    match o.service_response {
+        Some(TASK_COMPLETE) => match o.status {
+            // BUSY, TASK SET FULL
+            0x08 | 0x28 => true,
+            // CHECK CONDITION: UNIT ATTENTION, or NOT READY becoming ready
+            0x02 => matches!(o.sense_code(), Some((0x6, _, _)) | Some((0x2, 0x04, 0x01))),
+            _ => false,
+        },
+        // kSCSITaskStatus_TaskTimeoutOccurred, _ProtocolTimeoutOccurred, _DeviceNotResponding,
+        // _DeliveryFailure: the transport lost the task; the device is still there.
+        Some(SERVICE_DELIVERY_OR_TARGET_FAILURE) => matches!(o.status, 0x01 | 0x02 | 0x03 | 0x05),
+        _ => false,
+    }
+}
+
+const VERIFY_MAGIC: &[u8; 8] = b"DKRAIDVF";
+const VERIFY_HEADER: usize = 32;
+
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+/// FNV-1a, 64-bit: the payload checksum in each block's header.
+fn checksum(data: &[u8]) -> u64 {
+    data.iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// One logical block of the verify pattern: `DKRAIDVF`, the LBA, the seed, the payload's
+/// checksum (little-endian u64s), then a payload drawn from (seed, LBA).
+pub fn verify_block(lba: u64, block_size: u64, seed: u64, out: &mut [u8]) {
+    let n = block_size as usize;
+    let mut x = xorshift(seed ^ lba.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03);
+    for chunk in out[VERIFY_HEADER..n].chunks_mut(8) {
+        x = xorshift(x);
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let sum = checksum(&out[VERIFY_HEADER..n]);
+    out[..8].copy_from_slice(VERIFY_MAGIC);
+    out[8..16].copy_from_slice(&lba.to_le_bytes());
+    out[16..24].copy_from_slice(&seed.to_le_bytes());
+    out[24..32].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// The data-out of one verify write: consecutive blocks from `lba`.
+pub fn verify_pattern(lba: u64, block_size: u64, bytes: u64, seed: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; bytes as usize];
+    for (i, block) in buf.chunks_mut(block_size as usize).enumerate() {
+        verify_block(lba + i as u64, block_size, seed, block);
+    }
+    buf
+}
+
+/// Check each block of a verify read; record every mismatch.
+fn check_blocks(s: &mut State, data: &[u8], lba: u64, block_size: u64, seed: u64) {
+    let mut expected = vec![0u8; block_size as usize];
+    for (i, got) in data.chunks(block_size as usize).enumerate() {
+        let lba = lba + i as u64;
+        s.verified_blocks += 1;
+        verify_block(lba, block_size, seed, &mut expected);
+        if got == &expected[..] {
+            continue;
+        }
+        s.mismatches += 1;
+        if s.mismatch_list.len() < MISMATCHES_LISTED {
+            let found = describe_mismatch(got, &expected, seed);
+            s.mismatch_list.push(Mismatch { lba, found });
+        }
+    }
+}
+
+fn describe_mismatch(got: &[u8], expected: &[u8], seed: u64) -> String {
+    if got.len() != expected.len() {
+        return format!("{} bytes instead of {}", got.len(), expected.len());
+    }
+    if got.iter().all(|&b| b == 0) {
+        return "zeroes".into();
+    }
+    if got.len() >= VERIFY_HEADER && &got[..8] == VERIFY_MAGIC {
+        let word = |i: usize| u64::from_le_bytes(got[i..i + 8].try_into().unwrap_or([0; 8]));
+        let (their_lba, their_seed, sum) = (word(8), word(16), word(24));
+        if their_seed != seed {
+            return format!("a block of another run (seed {their_seed})");
+        }
+        if sum != checksum(&got[VERIFY_HEADER..]) {
+            return "corrupt payload (checksum)".into();
+        }
+        if their_lba != u64::from_le_bytes(expected[8..16].try_into().unwrap_or([0; 8])) {
+            return format!("the data of LBA {their_lba}");
+        }
+    }
+    let differ = got.iter().zip(expected).filter(|(a, b)| a != b).count();
+    format!("{differ} bytes differ")
 }
 
 /// READ/WRITE(10), or (16) for LBAs past 32 bits.
@@ -264,6 +508,31 @@ pub fn print(r: &IoReport) {
     if let Some(e) = &r.first_error {
         println!("{:<22} {e}", "first error");
     }
+    println!("{:<22} {}", "retries", r.retries);
+    for f in &r.faults {
+        println!(
+            "{:<22} {} at {}% ({:.3} ms): {}",
+            "fault",
+            f.fault,
+            f.at_percent,
+            f.virtual_ns as f64 / 1e6,
+            f.result
+        );
+    }
+    if r.mode == "verify" {
+        println!("{:<22} {}", "blocks verified", r.verified_blocks);
+        println!("{:<22} {}", "mismatches", r.mismatches);
+        for m in &r.mismatch_list {
+            println!("{:<22} LBA {}: {}", "mismatch", m.lba, m.found);
+        }
+        if r.mismatches as usize > r.mismatch_list.len() {
+            println!(
+                "{:<22} ({} more not listed)",
+                "",
+                r.mismatches as usize - r.mismatch_list.len()
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -291,6 +560,65 @@ mod tests {
     }
 
     #[test]
+    fn the_verify_pattern_names_its_block_and_mismatches_say_what_was_found() {
+        let a = verify_pattern(100, 512, 1024, 7);
+        assert_eq!(&a[..8], VERIFY_MAGIC);
+        assert_ne!(a[..512], a[512..], "each block differs");
+        assert_eq!(a, verify_pattern(100, 512, 1024, 7), "and is reproducible");
+        let mut s = State::default();
+        check_blocks(&mut s, &a, 100, 512, 7);
+        assert_eq!((s.verified_blocks, s.mismatches), (2, 0));
+        // Block 101 holds block 100's data, then zeroes, then a flipped byte, then a stale run.
+        let mut shifted = a.clone();
+        shifted.copy_within(..512, 512);
+        check_blocks(&mut s, &shifted, 100, 512, 7);
+        let mut zeroed = a.clone();
+        zeroed[512..].fill(0);
+        check_blocks(&mut s, &zeroed, 100, 512, 7);
+        let mut flipped = a.clone();
+        flipped[600] ^= 1;
+        check_blocks(&mut s, &flipped, 100, 512, 7);
+        check_blocks(&mut s, &verify_pattern(100, 512, 1024, 8), 100, 512, 7);
+        let found: Vec<(u64, &str)> =
+            s.mismatch_list.iter().map(|m| (m.lba, m.found.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (101, "the data of LBA 100"),
+                (101, "zeroes"),
+                (101, "corrupt payload (checksum)"),
+                (100, "a block of another run (seed 8)"),
+                (101, "a block of another run (seed 8)"),
+            ]
+        );
+        assert_eq!(s.mismatches, 5);
+    }
+
+    #[test]
+    fn transient_failures_are_the_ones_a_host_retries() {
+        let o = |sr: Option<u32>, status: u32, sense: &[u8]| tasks::Outcome {
+            service_response: sr,
+            status,
+            bytes: 0,
+            sense: sense.to_vec(),
+            data: Vec::new(),
+        };
+        let mut ua = vec![0u8; 18];
+        ua[0] = 0x70;
+        ua[2] = 0x06;
+        ua[12] = 0x29;
+        let mut medium = ua.clone();
+        medium[2] = 0x03;
+        medium[12] = 0x11;
+        assert!(transient(&o(Some(2), 0x08, &[])), "BUSY");
+        assert!(transient(&o(Some(2), 0x28, &[])), "TASK SET FULL");
+        assert!(transient(&o(Some(2), 0x02, &ua)), "UNIT ATTENTION");
+        assert!(transient(&o(Some(1), 0x01, &[])), "task timeout");
+        assert!(!transient(&o(Some(2), 0x02, &medium)), "MEDIUM ERROR is final");
+        assert!(!transient(&o(None, 0, &[])), "a task the dext refused");
+    }
+
+    #[test]
     fn workloads_are_checked_against_the_disk() {
         let disk = DiskReport {
             block_size: 512,
@@ -298,7 +626,13 @@ mod tests {
             attached: true,
             ..DiskReport::default()
         };
-        let cfg = IoConfig { write: true, total_bytes: 1 << 20, block_bytes: 4096, queue_depth: 4 };
+        let cfg = IoConfig {
+            write: true,
+            total_bytes: 1 << 20,
+            block_bytes: 4096,
+            queue_depth: 4,
+            verify: false,
+        };
         assert!(Workload::new(cfg, &disk, None).is_ok());
         assert!(Workload::new(IoConfig { block_bytes: 1000, ..cfg }, &disk, None)
             .unwrap_err()

@@ -348,7 +348,7 @@ fn io_writes_a_gibibyte_through_the_whole_stack() {
 fn io_reads_fail_as_designed() {
     let out =
         sim(&["io", "--stage", "fake-block", "--read", "8MiB", "--block", "1MiB", "--qd", "2"]);
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(1), "failed I/Os fail the command, designed or not");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("errors                 8"), "{text}");
     assert!(text.contains("MEDIUM ERROR 3/11/00"), "{text}");
