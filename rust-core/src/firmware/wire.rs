@@ -32,7 +32,9 @@ pub mod reg {
     pub const MAX_TARGETS: u64 = 0x34;
     pub const MAX_SGE: u64 = 0x38;
     pub const MAX_TRANSFER_KIB: u64 = 0x3C;
-    /// The size of BAR0.
+    /// The register window the driver uses: every register above lies inside it. The BAR the
+    /// device reports may be larger (the simulated controller's is 64 KiB); nothing past this
+    /// window is ever touched.
     pub const BAR0_BYTES: u64 = 0x1000;
 }
 

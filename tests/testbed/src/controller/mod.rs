@@ -36,6 +36,8 @@ use crate::world::with_world;
 /// The size of BAR0 as `GetBARInfo` reports it (`dksim_pci_bar_info`). Offsets past the
 /// registers read 0 and ignore writes; offsets past the BAR read all ones.
 pub const BAR0_SIZE: u64 = 64 * 1024;
+// The driver's register window (`wire::reg::BAR0_BYTES`) lies inside the BAR.
+const _: () = assert!(dkraid_core::firmware::wire::reg::BAR0_BYTES <= BAR0_SIZE);
 
 /// The virtual cost of one BAR access (an uncached load or store over PCIe), charged to the
 /// thread that makes it.
