@@ -789,50 +789,50 @@ void IMPL(DkRaidController, ServiceTimerOccurred)
 
 /* ----------------------------------------------------------------------- task management -- */
 
+/* SAM-2 task management: the core aborts the nexus's outstanding tasks through the firmware;
+ * they complete later on InterruptQueue (Service) with a retryable status. The timer is armed
+ * for now so the aborts go out without waiting for the next interrupt. */
+static kern_return_t TaskManagement(DkRaidController_IVars *ivars, uint32_t function, uint64_t target,
+                                    uint64_t lun, uint64_t tag, uint32_t *response)
+{
+    uint32_t out = kSCSIServiceResponse_FUNCTION_REJECTED;
+    kern_return_t ret = DKRAID_LOCKED(dk_task_management(ivars->core, function, target, lun, tag, &out));
+    if (ret != kIOReturnSuccess) {
+        *response = kSCSIServiceResponse_FUNCTION_REJECTED;
+        return kIOReturnSuccess;
+    }
+    *response = (SCSIServiceResponse)out;
+    CoreLock lock(ivars->coreLock);
+    ArmServiceLocked(ivars, mach_absolute_time());
+    return kIOReturnSuccess;
+}
+
 kern_return_t IMPL(DkRaidController, UserAbortTaskRequest)
 {
-    (void)theT;
-    (void)theL;
-    (void)theQ;
-    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
-    return kIOReturnSuccess;
+    return TaskManagement(ivars, DK_TMF_ABORT_TASK, theT, theL, theQ, response);
 }
 
 kern_return_t IMPL(DkRaidController, UserAbortTaskSetRequest)
 {
-    (void)theT;
-    (void)theL;
-    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
-    return kIOReturnSuccess;
+    return TaskManagement(ivars, DK_TMF_ABORT_TASK_SET, theT, theL, 0, response);
 }
 
 kern_return_t IMPL(DkRaidController, UserClearACARequest)
 {
-    (void)theT;
-    (void)theL;
-    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
-    return kIOReturnSuccess;
+    return TaskManagement(ivars, DK_TMF_CLEAR_ACA, theT, theL, 0, response);
 }
 
 kern_return_t IMPL(DkRaidController, UserClearTaskSetRequest)
 {
-    (void)theT;
-    (void)theL;
-    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
-    return kIOReturnSuccess;
+    return TaskManagement(ivars, DK_TMF_CLEAR_TASK_SET, theT, theL, 0, response);
 }
 
 kern_return_t IMPL(DkRaidController, UserLogicalUnitResetRequest)
 {
-    (void)theT;
-    (void)theL;
-    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
-    return kIOReturnSuccess;
+    return TaskManagement(ivars, DK_TMF_LUN_RESET, theT, theL, 0, response);
 }
 
 kern_return_t IMPL(DkRaidController, UserTargetResetRequest)
 {
-    (void)theT;
-    *response = kSCSIServiceResponse_FUNCTION_REJECTED;
-    return kIOReturnSuccess;
+    return TaskManagement(ivars, DK_TMF_TARGET_RESET, theT, 0, 0, response);
 }

@@ -244,6 +244,21 @@ dk_ioreturn dk_task_wants_data_buffer(dk_core *core, const dk_scsi_user_parallel
  * dk_task_delivered. kIOReturnNotPermitted if the task is not outstanding. */
 dk_ioreturn dk_fail_task(dk_core *core, uint64_t task_id,
                          dk_scsi_user_parallel_response *out_response);
+/* The SAM-2 task-management functions, for dk_task_management. */
+#define DK_TMF_ABORT_TASK 1u
+#define DK_TMF_ABORT_TASK_SET 2u
+#define DK_TMF_CLEAR_ACA 3u
+#define DK_TMF_CLEAR_TASK_SET 4u
+#define DK_TMF_LUN_RESET 5u
+#define DK_TMF_TARGET_RESET 6u
+
+/* UserAbortTaskRequest and its siblings: abort every outstanding task of the nexus (target;
+ * LUN and tag where the function names them) through the firmware. *out_response is the
+ * SCSIServiceResponse to return: FUNCTION_COMPLETE (also when nothing matched), or
+ * FUNCTION_REJECTED (CLEAR ACA, an unknown function). The aborted tasks complete later through
+ * dk_service with a retryable status: run dk_service soon after (arm the timer for now). */
+dk_ioreturn dk_task_management(dk_core *core, uint32_t function, uint64_t target, uint64_t lun,
+                               uint64_t tag, uint32_t *out_response);
 /* Stages 2 and 3, from the interrupt handler and the timer: bring the firmware up, process
  * replies, run the stage's own work, time out, reset. Responses of completed tasks are written
  * to `out_responses` (capacity at least the task count); complete each with its retained

@@ -216,6 +216,9 @@ pub struct Controller<P: Platform> {
     targets: Targets,
     /// The target of each outstanding task, by slot (for responses built after the fact).
     task_targets: [u64; limits::MAX_TASK_COUNT as usize],
+    /// Each outstanding task's LUN and the kernel's tag for it (`fTaskTagIdentifier`): what a
+    /// task-management request names.
+    task_nexus: [(u64, u64); limits::MAX_TASK_COUNT as usize],
     /// Stage 1's emulated disk, target 0 LUN 0.
     fake: Option<Emulator<FakeBlock>>,
     /// Stages 2 and 3: the controller through its firmware.
@@ -224,6 +227,24 @@ pub struct Controller<P: Platform> {
 
 /// The target stage 1 exposes.
 pub const FAKE_BLOCK_TARGET: u64 = 0;
+
+/// A task's LUN from its SAM LUN bytes (single-level, peripheral or flat addressing).
+fn lun_of(task: &abi::dk_scsi_user_parallel_task) -> u64 {
+    (u64::from(task.fLogicalUnitBytes[0] & 0x3F) << 8) | u64::from(task.fLogicalUnitBytes[1])
+}
+
+/// A task-management function's SAM-2 name.
+pub fn tmf_name(function: u32) -> &'static str {
+    match function {
+        abi::DK_TMF_ABORT_TASK => "ABORT TASK",
+        abi::DK_TMF_ABORT_TASK_SET => "ABORT TASK SET",
+        abi::DK_TMF_CLEAR_ACA => "CLEAR ACA",
+        abi::DK_TMF_CLEAR_TASK_SET => "CLEAR TASK SET",
+        abi::DK_TMF_LUN_RESET => "LOGICAL UNIT RESET",
+        abi::DK_TMF_TARGET_RESET => "TARGET RESET",
+        _ => "an unknown function",
+    }
+}
 
 impl<P: Platform> Controller<P> {
     pub fn new(platform: P, config: &abi::dk_core_config) -> Result<Self, ControllerError> {
@@ -242,6 +263,7 @@ impl<P: Platform> Controller<P> {
             pool: TaskPool::new(),
             targets: Targets::new(),
             task_targets: [0; limits::MAX_TASK_COUNT as usize],
+            task_nexus: [(0, 0); limits::MAX_TASK_COUNT as usize],
             fake,
             hardware: matches!(config.stage, Stage::SingleIo | Stage::Full)
                 .then(|| Hardware::new(config.stage)),
@@ -372,6 +394,7 @@ impl<P: Platform> Controller<P> {
         let id = self.pool.task(task.fControllerTaskIdentifier)?;
         self.pool.submit(id)?;
         self.task_targets[(id.get() - 1) as usize] = task.fTargetID;
+        self.task_nexus[(id.get() - 1) as usize] = (lun_of(task), task.fTaskTagIdentifier);
         *response = abi::dk_scsi_user_parallel_response {
             version: u64::from(abi::DK_SCSI_USER_PARALLEL_RESPONSE_VERSION),
             fTargetID: task.fTargetID,
@@ -384,8 +407,7 @@ impl<P: Platform> Controller<P> {
                 let cdb_len =
                     usize::from(task.fCommandSize).min(task.fCommandDescriptorBlock.len());
                 let cdb = &task.fCommandDescriptorBlock[..cdb_len];
-                let lun = (u64::from(task.fLogicalUnitBytes[0] & 0x3F) << 8)
-                    | u64::from(task.fLogicalUnitBytes[1]);
+                let lun = lun_of(task);
                 let requested = task.fRequestedTransferCount;
                 let data = match (task.fTransferDirection, data) {
                     (2, Some(buf)) => Data::In(buf),
@@ -453,6 +475,55 @@ impl<P: Platform> Controller<P> {
             fCompletionStatus: abi::TaskStatus::DELIVERY_FAILURE.0,
             ..Default::default()
         })
+    }
+
+    /// The SAM-2 task-management functions (`UserAbortTaskRequest` and its siblings): every
+    /// outstanding task of the nexus — `target`, and `lun` and `tag` where the function names
+    /// them — is aborted through the firmware (one ABORT_TASK at a time, escalating to a
+    /// controller reset if the firmware does not answer), and completes through the interrupt
+    /// path with a retryable status. The function itself completes at once: FUNCTION_COMPLETE
+    /// (also when nothing matched, as SAM-2 has it), FUNCTION_REJECTED for CLEAR ACA (this HBA
+    /// never sets NACA) or an unknown function. Stages 0 and 1 never hold a task, so nothing is
+    /// ever outstanding there. Returns the service response and how many tasks are aborting.
+    pub fn task_management(
+        &mut self,
+        function: u32,
+        target: u64,
+        lun: u64,
+        tag: u64,
+    ) -> Result<(abi::ServiceResponse, u32), ControllerError> {
+        self.lifecycle.check(Call::UserProcessParallelTask)?;
+        let (match_lun, match_tag) = match function {
+            abi::DK_TMF_ABORT_TASK => (true, true),
+            abi::DK_TMF_ABORT_TASK_SET | abi::DK_TMF_CLEAR_TASK_SET | abi::DK_TMF_LUN_RESET => {
+                (true, false)
+            }
+            abi::DK_TMF_TARGET_RESET => (false, false),
+            _ => return Ok((abi::ServiceResponse::FUNCTION_REJECTED, 0)),
+        };
+        let mut aborting = 0;
+        if let Some(hw) = self.hardware.as_mut() {
+            for slot in 0..self.pool.mapped() as usize {
+                let Some(id) = crate::task_pool::TaskId::new(slot as u64 + 1) else { continue };
+                if self.pool.state(id) != Ok(crate::task_pool::SlotState::Submitted)
+                    || self.task_targets[slot] != target
+                {
+                    continue;
+                }
+                let (task_lun, task_tag) = self.task_nexus[slot];
+                if (match_lun && task_lun != lun) || (match_tag && task_tag != tag) {
+                    continue;
+                }
+                if hw.abort_now(id) {
+                    aborting += 1;
+                }
+            }
+        }
+        log::info!(
+            "dkraid: task management {} on target {target} LUN {lun} tag {tag}: {aborting} task(s) aborting",
+            tmf_name(function)
+        );
+        Ok((abi::ServiceResponse::FUNCTION_COMPLETE, aborting))
     }
 
     /// Stages 2 and 3: interrupts and timers. Responses of tasks that completed go to `out`

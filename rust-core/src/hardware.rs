@@ -277,6 +277,12 @@ impl Hardware {
         }
     }
 
+    /// Abort a submitted task as soon as the firmware can take an abort (its deadline is made
+    /// due; the timer path sends the ABORT_TASK). False if it is not the firmware's.
+    pub fn abort_now(&mut self, task: crate::task_pool::TaskId) -> bool {
+        self.firmware.expire(task)
+    }
+
     pub fn release<P: Platform>(&mut self, platform: &mut P) {
         self.firmware.release(platform);
     }

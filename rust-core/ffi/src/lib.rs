@@ -486,6 +486,33 @@ pub unsafe extern "C" fn dk_fail_task(
     }
 }
 
+/// A task-management function (`UserAbortTaskRequest` and its siblings).
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `out_response` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_task_management(
+    core: *mut dk_core,
+    function: u32,
+    target: u64,
+    lun: u64,
+    tag: u64,
+    out_response: *mut u32,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_task_management";
+    if out_response.is_null() {
+        return fail(format_args!("{CALL}: out_response is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: forwarded from the caller.
+    let r =
+        unsafe { with_controller(core, CALL, |c| c.task_management(function, target, lun, tag)) };
+    match r {
+        // SAFETY: forwarded from the caller.
+        Ok((response, _)) => unsafe { write_out(out_response, response.0, CALL) },
+        Err(status) => status,
+    }
+}
+
 /// The completion of `task_id` was delivered to the kernel.
 ///
 /// # Safety

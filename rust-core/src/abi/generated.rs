@@ -27,6 +27,12 @@ pub const DK_TASK_COMPLETED_NOW: u32 = 1;
 pub const DK_TARGET_WORK_NONE: u32 = 0;
 pub const DK_TARGET_WORK_CREATE: u32 = 1;
 pub const DK_TARGET_WORK_DESTROY: u32 = 2;
+pub const DK_TMF_ABORT_TASK: u32 = 1;
+pub const DK_TMF_ABORT_TASK_SET: u32 = 2;
+pub const DK_TMF_CLEAR_ACA: u32 = 3;
+pub const DK_TMF_CLEAR_TASK_SET: u32 = 4;
+pub const DK_TMF_LUN_RESET: u32 = 5;
+pub const DK_TMF_TARGET_RESET: u32 = 6;
 pub type dk_ioreturn = i32;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]

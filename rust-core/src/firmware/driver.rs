@@ -127,8 +127,16 @@ struct Regions {
 /// What the control frame is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ControlKind {
-    Abort { task: TaskId },
-    Management { opcode: u8 },
+    /// `tag`: the aborted submission's tag. The abort's reply may arrive after the task's own
+    /// ABORTED reply completed it and the kernel reused the ID: only that submission is
+    /// completed by it, never the next one.
+    Abort {
+        task: TaskId,
+        tag: u32,
+    },
+    Management {
+        opcode: u8,
+    },
     Io,
 }
 
@@ -453,8 +461,8 @@ impl Firmware {
         }
         if let Some(done) = control_done {
             self.control = None;
-            if let ControlKind::Abort { task } = done.kind {
-                self.aborted(pool, task, &mut completed);
+            if let ControlKind::Abort { task, tag } = done.kind {
+                self.aborted(pool, task, tag, &mut completed);
             }
         }
         control_done
@@ -510,8 +518,14 @@ impl Firmware {
         &mut self,
         pool: &mut TaskPool,
         task: TaskId,
+        tag: u32,
         completed: &mut impl FnMut(TaskId, abi::dk_scsi_user_parallel_response),
     ) {
+        // Only the submission that was aborted: if its own reply already completed it (the tag
+        // is forgotten) and the ID now carries a new command, that command is left alone.
+        if tag == 0 || self.tags.expected(task.get32() as u16) != tag {
+            return;
+        }
         if pool.complete(task).is_ok() {
             let r = timeout_response(task);
             let slot = (task.get() - 1) as usize;
@@ -520,6 +534,22 @@ impl Firmware {
             // The firmware's late reply for it, if any, is foreign from now on.
             self.tags.clear(task.get32() as u16);
             completed(task, r);
+        }
+    }
+
+    /// Make a submitted task's deadline due now, so the next [`Firmware::tick`] aborts it
+    /// (task management). False if the firmware does not hold it; true if it already is being
+    /// aborted.
+    pub fn expire(&mut self, task: TaskId) -> bool {
+        let slot = (task.get() - 1) as usize;
+        match self.deadlines.get_mut(slot) {
+            Some(d) if *d != 0 => {
+                if self.aborting[slot] == 0 {
+                    *d = EXPIRED_BY_REQUEST;
+                }
+                true
+            }
+            _ => false,
         }
     }
 
@@ -545,7 +575,11 @@ impl Firmware {
             let Some(task) = TaskId::new(slot as u64 + 1) else { continue };
             if self.control.is_none() && self.send_abort(platform, pool, task).is_ok() {
                 self.aborting[slot] = now_ns + ABORT_TIMEOUT_NS;
-                log::warn!("dkraid: {task} timed out; aborting it");
+                if deadline == EXPIRED_BY_REQUEST {
+                    log::warn!("dkraid: {task}: aborting it (task management)");
+                } else {
+                    log::warn!("dkraid: {task} timed out; aborting it");
+                }
             }
         }
         reset
@@ -560,6 +594,7 @@ impl Firmware {
         let Some(mut control) = self.regions.map(|r| r.control) else {
             return Err(RequestError::RingFull);
         };
+        let aborted_tag = self.tags.expected(task.get32() as u16);
         let frame = RequestFrame {
             function: function::ABORT_TASK,
             abort_smid: U16::new(task.get32() as u16),
@@ -575,7 +610,7 @@ impl Firmware {
             frame: U64::new(control.iova),
         };
         self.post(platform, &d).inspect_err(|_| self.tags.clear(CONTROL_SMID))?;
-        self.control = Some(ControlKind::Abort { task });
+        self.control = Some(ControlKind::Abort { task, tag: aborted_tag });
         Ok(())
     }
 
@@ -737,6 +772,9 @@ impl Firmware {
         self.phase = Phase::Down;
     }
 }
+
+/// A deadline made due by task management (real deadlines are far above it).
+const EXPIRED_BY_REQUEST: u64 = 1;
 
 /// kSCSITaskStatus_TaskTimeoutOccurred: the kernel retries.
 const TASK_TIMEOUT: u32 = 0x01;

@@ -635,6 +635,100 @@ mod stages {
         c.teardown();
     }
 
+    /// Stage 3 with volumes 0 and 2 exposed as targets.
+    fn full_with_targets() -> (Controller<FakePlatform>, Device) {
+        let mut c = controller(abi::DK_STAGE_FULL);
+        let mut dev = bring_up(&mut c);
+        let p = c.platform_mut();
+        let (d, _) = dev.take(p)[0];
+        let m = MgmtFrame::read_from_bytes(p.dma(d.frame.get(), 40).unwrap()).unwrap();
+        let mut list = Vec::new();
+        for id in [0u16, 2] {
+            let v = VolumeEntry {
+                id: U16::new(id),
+                capacity_blocks: U64::new(1 << 20),
+                block_size: U32::new(512),
+                ..Default::default()
+            };
+            list.extend_from_slice(v.as_bytes());
+        }
+        p.dma(m.buffer.get(), list.len()).unwrap().copy_from_slice(&list);
+        dev.reply(p, CONTROL_SMID, 0, 0, list.len() as u32);
+        service(&mut c, 3_000);
+        for _ in 0..2 {
+            let w = c.next_target_work();
+            c.target_work_done(w.kind, w.target_id, crate::IOReturn::kIOReturnSuccess).unwrap();
+        }
+        (c, dev)
+    }
+
+    fn tagged_read(id: u64, target: u64, tag: u64) -> abi::dk_scsi_user_parallel_task {
+        let mut t = read_task(id);
+        t.fTargetID = target;
+        t.fTaskTagIdentifier = tag;
+        t.fTimeoutInMilliSec = 30_000;
+        t
+    }
+
+    #[test]
+    fn task_management_aborts_exactly_the_named_tasks() {
+        let (mut c, mut dev) = full_with_targets();
+        let mut r = abi::dk_scsi_user_parallel_response::default();
+        for (id, target, tag) in [(1, 0, 11), (2, 0, 12), (3, 2, 13)] {
+            let t = tagged_read(id, target, tag);
+            assert_eq!(c.process_parallel_task(&t, None, &mut r), Ok(TaskDisposition::InProcess));
+        }
+        assert_eq!(dev.take(c.platform_mut()).len(), 3);
+        // ABORT TASK names target 0's tag 12: task 2, and only it.
+        let abort = c.task_management(abi::DK_TMF_ABORT_TASK, 0, 0, 12).unwrap();
+        assert_eq!(abort, (abi::ServiceResponse::FUNCTION_COMPLETE, 1));
+        service(&mut c, 4_000);
+        let taken = dev.take(c.platform_mut());
+        assert_eq!(taken.len(), 1);
+        assert_eq!(
+            (taken[0].0.smid.get(), taken[0].1.function, taken[0].1.abort_smid.get()),
+            (CONTROL_SMID, function::ABORT_TASK, 2)
+        );
+        // The firmware aborts it: task 2's own reply, flagged ABORTED, completes it retryably.
+        dev.reply(c.platform_mut(), 2, 0, reply_flags::ABORTED, 0);
+        let (done, _) = service(&mut c, 5_000);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].fControllerTaskIdentifier, 2);
+        assert_eq!(
+            done[0].fServiceResponse,
+            abi::ServiceResponse::SERVICE_DELIVERY_OR_TARGET_FAILURE.0
+        );
+        c.task_delivered(2).unwrap();
+        // The kernel reuses ID 2 at once; the abort's own reply comes after. It must not
+        // complete the new command (which the firmware is about to DMA for).
+        let t = tagged_read(2, 0, 14);
+        assert_eq!(c.process_parallel_task(&t, None, &mut r), Ok(TaskDisposition::InProcess));
+        assert_eq!(dev.take(c.platform_mut()).len(), 1);
+        dev.reply(c.platform_mut(), CONTROL_SMID, 0, 0, 0);
+        let (done, _) = service(&mut c, 6_000);
+        assert!(done.is_empty(), "the reused ID is not completed by the late abort reply");
+        dev.reply(c.platform_mut(), 2, 0, 0, 512);
+        let (done, _) = service(&mut c, 7_000);
+        assert_eq!((done.len(), done[0].fCompletionStatus, done[0].fBytesTransferred), (1, 0, 512));
+        c.task_delivered(2).unwrap();
+        // TARGET RESET of target 2 aborts task 3; target 0's task 1 is untouched.
+        let reset = c.task_management(abi::DK_TMF_TARGET_RESET, 2, 0, 0).unwrap();
+        assert_eq!(reset, (abi::ServiceResponse::FUNCTION_COMPLETE, 1));
+        service(&mut c, 8_000);
+        let taken = dev.take(c.platform_mut());
+        assert_eq!(taken[0].1.abort_smid.get(), 3);
+        // Nothing matches: still FUNCTION_COMPLETE (SAM-2); CLEAR ACA is rejected.
+        let none = c.task_management(abi::DK_TMF_ABORT_TASK, 0, 0, 99).unwrap();
+        assert_eq!(none, (abi::ServiceResponse::FUNCTION_COMPLETE, 0));
+        let aca = c.task_management(abi::DK_TMF_CLEAR_ACA, 0, 0, 0).unwrap();
+        assert_eq!(aca.0, abi::ServiceResponse::FUNCTION_REJECTED);
+        assert_eq!(
+            c.task_management(77, 0, 0, 0).unwrap().0,
+            abi::ServiceResponse::FUNCTION_REJECTED
+        );
+        c.teardown();
+    }
+
     #[test]
     fn stage_3_exposes_the_listed_volumes_and_runs_io() {
         let mut c = controller(abi::DK_STAGE_FULL);

@@ -37,6 +37,10 @@ pub enum FaultKind {
     /// writes it acknowledged GOOD are gone. Not a driver fault — it is how a test proves the
     /// verify workload catches lost writes.
     LoseCache,
+    /// The kernel sends ABORT TASK (`UserAbortTaskRequest`) for its newest outstanding task.
+    AbortTask,
+    /// The kernel sends TARGET RESET (`UserTargetResetRequest`) for a target.
+    TargetReset(u64),
 }
 
 /// One scheduled fault.
@@ -128,6 +132,21 @@ impl Fault {
         Ok(Fault { at_percent: percent(text, "--lose-cache")?, kind: FaultKind::LoseCache })
     }
 
+    /// `--abort-task PCT`.
+    pub fn abort_task(text: &str) -> Result<Fault, String> {
+        Ok(Fault { at_percent: percent(text, "--abort-task")?, kind: FaultKind::AbortTask })
+    }
+
+    /// `--target-reset T:PCT`.
+    pub fn target_reset(text: &str) -> Result<Fault, String> {
+        let (t, p) = split(text, "--target-reset", "TARGET:PERCENT, e.g. 0:50")?;
+        let t = t
+            .trim()
+            .parse()
+            .map_err(|_| format!("--target-reset {text:?}: {t:?} is not a target"))?;
+        Ok(Fault { at_percent: percent(p, "--target-reset")?, kind: FaultKind::TargetReset(t) })
+    }
+
     /// `--delete-volume V:PCT`.
     pub fn delete_volume(text: &str) -> Result<Fault, String> {
         let (v, p) = split(text, "--delete-volume", "VOLUME:PERCENT, e.g. 1:80")?;
@@ -167,6 +186,8 @@ impl Fault {
             }
             FaultKind::DeleteVolume(v) => format!("delete volume {v}"),
             FaultKind::LoseCache => "lose the write-back cache".into(),
+            FaultKind::AbortTask => "ABORT TASK".into(),
+            FaultKind::TargetReset(t) => format!("TARGET RESET of target {t}"),
         }
     }
 }
@@ -217,6 +238,17 @@ fn apply(c: &Controller, kind: &FaultKind, seed: u64) -> String {
                 Err(e) => format!("refused: {e}"),
             }
         }
+        FaultKind::AbortTask => match crate::tasks::newest_pending() {
+            None => "no task outstanding".into(),
+            Some((tag, target)) => match crate::tasks::task_management(1, target, 0, tag) {
+                Ok(r) => format!("tag {tag} on target {target}: {}", service_response_name(r)),
+                Err(e) => format!("failed: {}", crate::world::ioreturn_name(e)),
+            },
+        },
+        FaultKind::TargetReset(t) => match crate::tasks::task_management(6, *t, 0, 0) {
+            Ok(r) => service_response_name(r).into(),
+            Err(e) => format!("failed: {}", crate::world::ioreturn_name(e)),
+        },
         FaultKind::LoseCache => {
             let Some(r) = c.raid() else { return "no RAID engine".into() };
             let lost = r.borrow_mut().power_loss();
@@ -232,6 +264,15 @@ fn apply(c: &Controller, kind: &FaultKind, seed: u64) -> String {
                 Err(e) => format!("refused: {e}"),
             }
         }
+    }
+}
+
+fn service_response_name(r: u32) -> &'static str {
+    match r {
+        4 => "FUNCTION_COMPLETE",
+        5 => "FUNCTION_REJECTED",
+        1 => "SERVICE_DELIVERY_OR_TARGET_FAILURE",
+        _ => "an unexpected service response",
     }
 }
 

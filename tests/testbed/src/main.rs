@@ -102,6 +102,13 @@ struct FaultArgs {
     /// vanish: what `--verify` exists to catch).
     #[arg(long, value_name = "PCT")]
     lose_cache: Option<String>,
+    /// The kernel aborts its newest outstanding task (UserAbortTaskRequest) at PCT%
+    /// (repeatable).
+    #[arg(long, value_name = "PCT")]
+    abort_task: Vec<String>,
+    /// The kernel resets target T (UserTargetResetRequest) at PCT% (repeatable).
+    #[arg(long, value_name = "T:PCT")]
+    target_reset: Vec<String>,
 }
 
 impl FaultArgs {
@@ -131,6 +138,12 @@ impl FaultArgs {
         }
         if let Some(t) = &self.lose_cache {
             out.push(Fault::lose_cache(t)?);
+        }
+        for t in &self.abort_task {
+            out.push(Fault::abort_task(t)?);
+        }
+        for t in &self.target_reset {
+            out.push(Fault::target_reset(t)?);
         }
         Ok(out)
     }

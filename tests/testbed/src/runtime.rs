@@ -68,6 +68,16 @@ extern "C" {
         response: *mut u32,
         completion: Obj,
     ) -> i32;
+    /// `User<function>Request` (UserAbortTaskRequest, …) by SAM-2 function number (1 ABORT
+    /// TASK, 2 ABORT TASK SET, 3 CLEAR ACA, 4 CLEAR TASK SET, 5 LUN RESET, 6 TARGET RESET).
+    pub fn dksim_invoke_TaskManagement(
+        object: Obj,
+        function: u32,
+        target: u64,
+        lun: u64,
+        tag: u64,
+        response: *mut u32,
+    ) -> i32;
     /// The C++ global `IOVMPageSize` (DriverKit/IOLib.h).
     pub static mut IOVMPageSize: u64;
 }

@@ -154,6 +154,8 @@ pub fn run(req: &Request<'_>) -> Outcome {
         fRequestedTransferCount: if mapped.is_some() { req.length } else { 0 },
         fBufferIOVMAddr: mapped.map_or(0, |(_, _, iova)| iova),
         fTimeoutInMilliSec: 30_000,
+        // The family's tag for the task (what an ABORT TASK names): unique, never 0.
+        fTaskTagIdentifier: handle,
         fCommandSize: cdb_len as u8,
         fTransferDirection: if mapped.is_some() { req.direction.abi() } else { 0 },
         ..Default::default()
@@ -354,4 +356,60 @@ pub fn task_completion(handle: u64, response: &dk_scsi_user_parallel_response) {
         }
     });
     sched::wake(waiter);
+}
+
+/// The SAM-2 task-management function names, by the number `dksim_invoke_TaskManagement`
+/// takes.
+pub fn tmf_method(function: u32) -> &'static str {
+    match function {
+        1 => "UserAbortTaskRequest",
+        2 => "UserAbortTaskSetRequest",
+        3 => "UserClearACARequest",
+        4 => "UserClearTaskSetRequest",
+        5 => "UserLogicalUnitResetRequest",
+        _ => "UserTargetResetRequest",
+    }
+}
+
+/// The kernel sends a task-management request (from a simulated thread) and returns the
+/// service response the dext gave, or the IOReturn it failed with.
+pub fn task_management(function: u32, target: u64, lun: u64, tag: u64) -> Result<u32, i32> {
+    let object = controller() as usize;
+    let method = tmf_method(function);
+    let (r, response) = dext_call(method, move || {
+        let mut response = u32::MAX;
+        // SAFETY: a live controller; `response` outlives the call.
+        let r = unsafe {
+            runtime::dksim_invoke_TaskManagement(
+                object as Obj,
+                function,
+                target,
+                lun,
+                tag,
+                &mut response,
+            )
+        };
+        (r, response)
+    });
+    set_last_result(
+        method,
+        if r == 0 { format!("service response {response}") } else { ioreturn_name(r) },
+    );
+    if r == 0 {
+        Ok(response)
+    } else {
+        Err(r)
+    }
+}
+
+/// The newest task the kernel is still waiting for: (tag, target).
+pub fn newest_pending() -> Option<(u64, u64)> {
+    with_world(|w| {
+        w.family
+            .pending
+            .iter()
+            .filter(|(_, p)| p.response.is_none() && !p.dropped)
+            .map(|(&handle, p)| (handle, p.target))
+            .max()
+    })
 }

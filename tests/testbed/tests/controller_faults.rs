@@ -223,3 +223,39 @@ fn fault_flags_are_checked() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("use --stage full"));
 }
+
+#[test]
+fn the_kernel_aborting_a_task_through_the_dext_loses_nothing() {
+    // UserAbortTaskRequest for the newest outstanding task while the firmware is held up, so
+    // the task is still queued in the firmware and really aborted; the host retries it.
+    let r = verify(
+        "8MiB",
+        &["--block", "64KiB", "--qd", "8", "--stall-firmware", "20:30", "--abort-task", "30"],
+    );
+    let results = fault_results(&r);
+    assert!(results[1].starts_with("ABORT TASK: tag "), "{results:?}");
+    assert!(results[1].ends_with(": FUNCTION_COMPLETE"), "{results:?}");
+    let logs: Vec<&str> =
+        r["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert!(
+        logs.iter().any(|l| l.contains("task management ABORT TASK on target 0")
+            && l.ends_with("1 task(s) aborting")),
+        "{logs:#?}"
+    );
+    assert!(logs.iter().any(|l| l.ends_with("aborting it (task management)")), "{logs:#?}");
+    assert_eq!(r["retries"], 1, "the aborted task, retried once");
+}
+
+#[test]
+fn a_target_reset_aborts_every_outstanding_task_of_the_target() {
+    let r = verify(
+        "8MiB",
+        &["--block", "64KiB", "--qd", "8", "--stall-firmware", "20:60", "--target-reset", "0:60"],
+    );
+    assert_eq!(fault_results(&r)[1], "TARGET RESET of target 0: FUNCTION_COMPLETE");
+    let logs: Vec<&str> =
+        r["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let line = logs.iter().find(|l| l.contains("task management TARGET RESET")).unwrap();
+    assert!(line.ends_with("7 task(s) aborting"), "all but the I/O that triggered it: {line}");
+    assert!(r["retries"].as_u64().unwrap() > 0, "an aborted task was retried");
+}

@@ -961,6 +961,21 @@ kern_return_t dksim_invoke_UserProcessParallelTask(OSObject *object, const void 
     return Controller(object)->UserProcessParallelTask_Impl(request, response, completion);
 }
 
+kern_return_t dksim_invoke_TaskManagement(OSObject *object, uint32_t function, uint64_t target,
+                                          uint64_t lun, uint64_t tag, uint32_t *response)
+{
+    IOUserSCSIParallelInterfaceController *c = Controller(object);
+    switch (function) {
+    case 1: return c->UserAbortTaskRequest_Impl(target, lun, tag, response);
+    case 2: return c->UserAbortTaskSetRequest_Impl(target, lun, response);
+    case 3: return c->UserClearACARequest_Impl(target, lun, response);
+    case 4: return c->UserClearTaskSetRequest_Impl(target, lun, response);
+    case 5: return c->UserLogicalUnitResetRequest_Impl(target, lun, response);
+    case 6: return c->UserTargetResetRequest_Impl(target, response);
+    default: return kIOReturnBadArgument;
+    }
+}
+
 } /* extern "C" */
 
 static_assert(sizeof(SCSIUserParallelTask) == 128, "SCSIUserParallelTask is 128 bytes");
