@@ -635,15 +635,14 @@ mod stages {
         c.teardown();
     }
 
-    /// Stage 3 with volumes 0 and 2 exposed as targets.
-    fn full_with_targets() -> (Controller<FakePlatform>, Device) {
-        let mut c = controller(abi::DK_STAGE_FULL);
-        let mut dev = bring_up(&mut c);
+    /// The device answers stage 3's LIST_VOLUMES with these volumes (1 Mi blocks of 512).
+    fn answer_list_volumes(c: &mut Controller<FakePlatform>, dev: &mut Device, ids: &[u16]) {
         let p = c.platform_mut();
         let (d, _) = dev.take(p)[0];
         let m = MgmtFrame::read_from_bytes(p.dma(d.frame.get(), 40).unwrap()).unwrap();
+        assert_eq!(m.opcode, mgmt::LIST_VOLUMES);
         let mut list = Vec::new();
-        for id in [0u16, 2] {
+        for &id in ids {
             let v = VolumeEntry {
                 id: U16::new(id),
                 capacity_blocks: U64::new(1 << 20),
@@ -654,7 +653,14 @@ mod stages {
         }
         p.dma(m.buffer.get(), list.len()).unwrap().copy_from_slice(&list);
         dev.reply(p, CONTROL_SMID, 0, 0, list.len() as u32);
-        service(&mut c, 3_000);
+        service(c, 3_000);
+    }
+
+    /// Stage 3 with volumes 0 and 2 exposed as targets.
+    fn full_with_targets() -> (Controller<FakePlatform>, Device) {
+        let mut c = controller(abi::DK_STAGE_FULL);
+        let mut dev = bring_up(&mut c);
+        answer_list_volumes(&mut c, &mut dev, &[0, 2]);
         for _ in 0..2 {
             let w = c.next_target_work();
             c.target_work_done(w.kind, w.target_id, crate::IOReturn::kIOReturnSuccess).unwrap();
@@ -733,23 +739,7 @@ mod stages {
     fn stage_3_exposes_the_listed_volumes_and_runs_io() {
         let mut c = controller(abi::DK_STAGE_FULL);
         let mut dev = bring_up(&mut c);
-        let p = c.platform_mut();
-        let (d, _) = dev.take(p)[0];
-        let m = MgmtFrame::read_from_bytes(p.dma(d.frame.get(), 40).unwrap()).unwrap();
-        assert_eq!(m.opcode, mgmt::LIST_VOLUMES);
-        let mut list = Vec::new();
-        for id in [0u16, 2] {
-            let v = VolumeEntry {
-                id: U16::new(id),
-                capacity_blocks: U64::new(1 << 20),
-                block_size: U32::new(512),
-                ..Default::default()
-            };
-            list.extend_from_slice(v.as_bytes());
-        }
-        p.dma(m.buffer.get(), list.len()).unwrap().copy_from_slice(&list);
-        dev.reply(p, CONTROL_SMID, 0, 0, list.len() as u32);
-        service(&mut c, 3_000);
+        answer_list_volumes(&mut c, &mut dev, &[0, 2]);
         let w = c.next_target_work();
         assert_eq!((w.kind, w.target_id), (abi::DK_TARGET_WORK_CREATE, 0));
         c.target_work_done(w.kind, 0, crate::IOReturn::kIOReturnSuccess).unwrap();

@@ -68,17 +68,24 @@ fn percent(text: &str, flag: &str) -> Result<u32, String> {
     }
 }
 
-fn split<'a>(text: &'a str, flag: &str, example: &str) -> Result<(&'a str, &'a str), String> {
-    text.rsplit_once(':').ok_or_else(|| format!("{flag} {text:?}: expected {example}"))
+/// `VALUE:PERCENT`, e.g. `2:30`; errors name the flag and quote the bad part.
+fn value_at<T: std::str::FromStr>(
+    text: &str,
+    flag: &str,
+    example: &str,
+    what: &str,
+) -> Result<(T, u32), String> {
+    let (v, p) =
+        text.rsplit_once(':').ok_or_else(|| format!("{flag} {text:?}: expected {example}"))?;
+    let value = v.trim().parse().map_err(|_| format!("{flag} {text:?}: {v:?} is not a {what}"))?;
+    Ok((value, percent(p, flag)?))
 }
 
 impl Fault {
     /// `--fail-drive D:PCT`.
     pub fn fail_drive(text: &str) -> Result<Fault, String> {
-        let (d, p) = split(text, "--fail-drive", "DRIVE:PERCENT, e.g. 2:30")?;
-        let drive =
-            d.trim().parse().map_err(|_| format!("--fail-drive {text:?}: {d:?} is not a drive"))?;
-        Ok(Fault { at_percent: percent(p, "--fail-drive")?, kind: FaultKind::FailDrive(drive) })
+        let (d, at_percent) = value_at(text, "--fail-drive", "DRIVE:PERCENT, e.g. 2:30", "drive")?;
+        Ok(Fault { at_percent, kind: FaultKind::FailDrive(d) })
     }
 
     /// `--reset-at PCT`.
@@ -88,12 +95,10 @@ impl Fault {
 
     /// `--stall-firmware MS:PCT`.
     pub fn stall(text: &str) -> Result<Fault, String> {
-        let (ms, p) = split(text, "--stall-firmware", "MILLISECONDS:PERCENT, e.g. 40000:50")?;
-        let ms = ms
-            .trim()
-            .parse()
-            .map_err(|_| format!("--stall-firmware {text:?}: {ms:?} is not milliseconds"))?;
-        Ok(Fault { at_percent: percent(p, "--stall-firmware")?, kind: FaultKind::Stall { ms } })
+        let example = "MILLISECONDS:PERCENT, e.g. 40000:50";
+        let (ms, at_percent) =
+            value_at(text, "--stall-firmware", example, "number of milliseconds")?;
+        Ok(Fault { at_percent, kind: FaultKind::Stall { ms } })
     }
 
     /// `--drop-replies N` (at the start of the workload).
@@ -107,15 +112,9 @@ impl Fault {
 
     /// `--garbage-replies N:PCT`.
     pub fn garbage(text: &str) -> Result<Fault, String> {
-        let (n, p) = split(text, "--garbage-replies", "COUNT:PERCENT, e.g. 64:50")?;
-        let n = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("--garbage-replies {text:?}: {n:?} is not a count"))?;
-        Ok(Fault {
-            at_percent: percent(p, "--garbage-replies")?,
-            kind: FaultKind::GarbageReplies(n),
-        })
+        let (n, at_percent) =
+            value_at(text, "--garbage-replies", "COUNT:PERCENT, e.g. 64:50", "count")?;
+        Ok(Fault { at_percent, kind: FaultKind::GarbageReplies(n) })
     }
 
     /// `--create-volume LEVEL:DRIVES[:...]@PCT` (the volume syntax of `--volume`).
@@ -139,22 +138,16 @@ impl Fault {
 
     /// `--target-reset T:PCT`.
     pub fn target_reset(text: &str) -> Result<Fault, String> {
-        let (t, p) = split(text, "--target-reset", "TARGET:PERCENT, e.g. 0:50")?;
-        let t = t
-            .trim()
-            .parse()
-            .map_err(|_| format!("--target-reset {text:?}: {t:?} is not a target"))?;
-        Ok(Fault { at_percent: percent(p, "--target-reset")?, kind: FaultKind::TargetReset(t) })
+        let (t, at_percent) =
+            value_at(text, "--target-reset", "TARGET:PERCENT, e.g. 0:50", "target")?;
+        Ok(Fault { at_percent, kind: FaultKind::TargetReset(t) })
     }
 
     /// `--delete-volume V:PCT`.
     pub fn delete_volume(text: &str) -> Result<Fault, String> {
-        let (v, p) = split(text, "--delete-volume", "VOLUME:PERCENT, e.g. 1:80")?;
-        let v = v
-            .trim()
-            .parse()
-            .map_err(|_| format!("--delete-volume {text:?}: {v:?} is not a volume"))?;
-        Ok(Fault { at_percent: percent(p, "--delete-volume")?, kind: FaultKind::DeleteVolume(v) })
+        let (v, at_percent) =
+            value_at(text, "--delete-volume", "VOLUME:PERCENT, e.g. 1:80", "volume")?;
+        Ok(Fault { at_percent, kind: FaultKind::DeleteVolume(v) })
     }
 
     /// Do it to the installed controller (on a simulated thread). `seed` makes garbage
