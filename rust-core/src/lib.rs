@@ -15,9 +15,11 @@
 //! - [`targets`]: pending target operations, one at a time, and the targets that exist.
 //! - [`hardware`]: stages 2 and 3 — bring-up, the stage's own work, replies, timeouts, reset.
 //! - [`controller`]: the core object that ties them together; what the FFI drives.
+//! - [`admin`]: the admin protocol (the RAID admin app ↔ the driver's user client), validated.
 #![cfg_attr(not(test), no_std)]
 
 pub mod abi;
+pub mod admin;
 pub mod controller;
 pub mod firmware;
 pub mod hardware;
