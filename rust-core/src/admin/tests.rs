@@ -434,6 +434,38 @@ fn list_truncated_to_the_buffer_keeps_the_total() {
     );
 }
 
+/// The offsets `docs/ADMIN-PROTOCOL.md` gives.
+#[test]
+fn documented_offsets() {
+    use core::mem::offset_of;
+    assert_eq!(offset_of!(RequestHeader, payload_bytes), 8);
+    assert_eq!(offset_of!(RequestHeader, sequence), 12);
+    assert_eq!(offset_of!(ResponseHeader, status), 8);
+    assert_eq!(offset_of!(ResponseHeader, payload_bytes), 12);
+    assert_eq!(offset_of!(ResponseHeader, sequence), 16);
+    assert_eq!(offset_of!(EventsSince, max), 8);
+    assert_eq!(offset_of!(VolumeCreate, strip_kib), 4);
+    assert_eq!(offset_of!(VolumeCreate, block_size), 8);
+    assert_eq!(offset_of!(VolumeCreate, drives), 12);
+    assert_eq!(offset_of!(ControllerInfo, stage), 16);
+    assert_eq!(offset_of!(ControllerInfo, firmware_version), 24);
+    assert_eq!(offset_of!(ControllerInfo, serial), 40);
+    assert_eq!(offset_of!(ControllerInfo, driver_version), 56);
+    assert_eq!(offset_of!(VolumeEntry, capacity_blocks), 8);
+    assert_eq!(offset_of!(VolumeEntry, strip_kib), 16);
+    assert_eq!(offset_of!(VolumeEntry, rebuild_percent), 20);
+    assert_eq!(offset_of!(VolumeEntry, drive_count), 21);
+    assert_eq!(offset_of!(VolumeEntry, drives), 24);
+    assert_eq!(offset_of!(DriveEntry, volume), 4);
+    assert_eq!(offset_of!(DriveEntry, capacity_bytes), 8);
+    assert_eq!(offset_of!(DriveEntry, media_errors), 16);
+    assert_eq!(offset_of!(EventEntry, code), 8);
+    assert_eq!(offset_of!(EventEntry, percent), 14);
+    assert_eq!(offset_of!(IoStats, errors), 32);
+    assert_eq!(offset_of!(IoStats, latency_us_log2), 40);
+    assert_eq!(offset_of!(ListHeader, entry_bytes), 8);
+}
+
 #[test]
 fn latency_buckets() {
     assert_eq!(latency_bucket(0), 0);
