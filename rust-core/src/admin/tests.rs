@@ -143,9 +143,9 @@ fn bad_magic() {
     bytes[0] = 0x45;
     let e = err(&bytes);
     assert_eq!(e.status(), status::BAD_MAGIC);
-    assert_eq!(e.to_string(), "BadMagic: got 0x444B4145, expected 0x444B4144");
-    // 0x444B4144 reads "DKAD" as a number; little-endian on the wire it is `44 41 4B 44`.
-    assert_eq!(&request(command::CONTROLLER_SHOW, 0, &[])[..4], &[0x44, 0x41, 0x4B, 0x44]);
+    assert_eq!(e.to_string(), "BadMagic: got 0x44414B45, expected 0x44414B44");
+    // On the wire the magic spells "DKAD".
+    assert_eq!(&request(command::CONTROLLER_SHOW, 0, &[])[..4], b"DKAD");
 }
 
 #[test]

@@ -8,9 +8,9 @@ use static_assertions::const_assert_eq;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-/// "DKAD" read as a number, most significant byte first; little-endian on the wire it is the
-/// bytes `44 41 4B 44`.
-pub const MAGIC: u32 = 0x444B_4144;
+/// The bytes `44 4B 41 44`, "DKAD", on the wire (a little-endian `u32`), as the firmware's
+/// init frame spells "DKFW".
+pub const MAGIC: u32 = 0x4441_4B44;
 /// The only protocol version this core speaks.
 pub const VERSION: u16 = 1;
 

@@ -192,7 +192,7 @@ pub mod mgmt {
     pub const LIST_VOLUMES: u8 = 0x02;
     /// Fills an array of [`super::DriveEntry`].
     pub const LIST_DRIVES: u8 = 0x03;
-    /// Fills [`super::EventEntry`]s with sequence > args[0].
+    /// Fills [`super::EventEntry`]s with sequence > `args[0]`.
     pub const EVENTS_SINCE: u8 = 0x04;
     /// args: [level (0, 1, 5, 10), strip bytes, drive bitmap low, drive bitmap high].
     pub const CREATE_VOLUME: u8 = 0x10;
