@@ -259,3 +259,15 @@ fn a_target_reset_aborts_every_outstanding_task_of_the_target() {
     assert!(line.ends_with("7 task(s) aborting"), "all but the I/O that triggered it: {line}");
     assert!(r["retries"].as_u64().unwrap() > 0, "an aborted task was retried");
 }
+
+#[test]
+fn a_reset_during_a_firmware_stall_leaves_no_dma_behind() {
+    // Dropped replies time out at 30 s while the firmware sleeps 35 s holding a request; the
+    // driver's reset completes that request, the host unmaps its buffer, and the device must
+    // not DMA for it when it wakes (it did: DmaOutsideMapping).
+    let r = verify(
+        "8MiB",
+        &["--block", "16KiB", "--qd", "32", "--drop-replies", "5", "--stall-firmware", "35000:40"],
+    );
+    assert!(r["retries"].as_u64().unwrap() > 0);
+}

@@ -49,17 +49,23 @@ pub(super) fn run(c: Controller) {
             Job::Fetch { epoch } => fetch(&c, epoch),
             Job::Abort { q, epoch } => {
                 sched::sleep_ns(timing.abort_ns);
-                abort(&c, q, epoch);
+                if live(&c, epoch) {
+                    abort(&c, q, epoch);
+                }
             }
             Job::Events { epoch } => post_events(&c, epoch),
             Job::Request { q, epoch, stall } => {
                 if stall > 0 {
                     sched::sleep_ns(stall);
                 }
-                match q.function {
-                    function::SCSI_IO => scsi_io(&c, q, epoch),
-                    function::MANAGEMENT => management(&c, q, epoch),
-                    other => bad_function(&c, q, epoch, other),
+                // A reset (or fault) during the stall dropped this request: the device touches
+                // none of its memory any more (the host may already have unmapped it).
+                if live(&c, epoch) {
+                    match q.function {
+                        function::SCSI_IO => scsi_io(&c, q, epoch),
+                        function::MANAGEMENT => management(&c, q, epoch),
+                        other => bad_function(&c, q, epoch, other),
+                    }
                 }
                 let mut d = c.dev();
                 if d.epoch == epoch {
