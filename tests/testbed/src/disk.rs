@@ -36,12 +36,16 @@ fn ascii(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim_end().to_string()
 }
 
+// The probe's commands are retried, as macOS does, when the device was busy or the transport
+// lost them (a controller reset during the probe); what the device answers is the probe's.
 fn data_in(target: u64, lun: u64, cdb: &[u8], length: u64) -> Outcome {
-    tasks::run(&Request { target, lun, cdb, direction: Direction::In, length, data_out: &[] })
+    let req = Request { target, lun, cdb, direction: Direction::In, length, data_out: &[] };
+    tasks::run_retrying(&req, tasks::transport_transient).0
 }
 
 fn no_data(target: u64, lun: u64, cdb: &[u8]) -> Outcome {
-    tasks::run(&Request { target, lun, cdb, direction: Direction::None, length: 0, data_out: &[] })
+    let req = Request { target, lun, cdb, direction: Direction::None, length: 0, data_out: &[] };
+    tasks::run_retrying(&req, tasks::transport_transient).0
 }
 
 fn probe_violation(rule: &'static str, step: u32, values: String, message: String) {
@@ -295,7 +299,11 @@ fn disk_driver(target: u64, lun: u64) {
     if report.attached {
         report.partition_scheme = partition_map(target, lun, report.block_size);
     }
-    with_world(|w| w.disks.push(report));
+    // A target destroyed while it was being probed (hot unplug) leaves no attached disk.
+    with_world(|w| {
+        report.attached &= w.family.targets.contains(&target);
+        w.disks.push(report)
+    });
 }
 
 /// MODE SENSE(6) page 08h: the header alone, then exactly the length it announced; WCE=0 gets a

@@ -413,3 +413,40 @@ pub fn newest_pending() -> Option<(u64, u64)> {
             .max()
     })
 }
+
+/// How long a host keeps retrying a command that fails for a transient reason, in virtual
+/// time: long enough to ride out a controller reset after a 30 s task timeout.
+pub const RETRY_BUDGET_NS: u64 = 120_000_000_000;
+
+/// The first back-off; it doubles per retry up to [`MAX_BACKOFF_NS`].
+pub const FIRST_BACKOFF_NS: u64 = 1_000_000;
+pub const MAX_BACKOFF_NS: u64 = 1_000_000_000;
+
+/// The device was busy or the transport lost the task, as macOS's storage stack retries
+/// whatever the command: BUSY, TASK SET FULL, or a task timeout, protocol timeout, device not
+/// responding or delivery failure (`kSCSITaskStatus_*` with SERVICE_DELIVERY_OR_TARGET_FAILURE).
+pub fn transport_transient(o: &Outcome) -> bool {
+    match o.service_response {
+        Some(2) => matches!(o.status, 0x08 | 0x28),
+        Some(1) => matches!(o.status, 0x01 | 0x02 | 0x03 | 0x05),
+        _ => false,
+    }
+}
+
+/// [`run`], retried while `retry` says so, with a back-off doubling from [`FIRST_BACKOFF_NS`]
+/// to [`MAX_BACKOFF_NS`], for at most [`RETRY_BUDGET_NS`]; the last outcome and the number of
+/// retries.
+pub fn run_retrying(req: &Request<'_>, retry: impl Fn(&Outcome) -> bool) -> (Outcome, u64) {
+    let start = sched::now_ns();
+    let mut backoff = FIRST_BACKOFF_NS;
+    let mut retries = 0;
+    loop {
+        let o = run(req);
+        if o.good() || !retry(&o) || sched::now_ns() - start >= RETRY_BUDGET_NS {
+            return (o, retries);
+        }
+        retries += 1;
+        sched::sleep_ns(backoff);
+        backoff = (backoff * 2).min(MAX_BACKOFF_NS);
+    }
+}

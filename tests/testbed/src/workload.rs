@@ -36,13 +36,7 @@ pub struct IoConfig {
     pub verify: bool,
 }
 
-/// How long a client keeps retrying an I/O that fails for a transient reason, in virtual time:
-/// long enough to ride out a controller reset after a 30 s task timeout.
-pub const RETRY_BUDGET_NS: u64 = 120_000_000_000;
-
-/// The first back-off; it doubles per retry up to [`MAX_BACKOFF_NS`].
-pub const FIRST_BACKOFF_NS: u64 = 1_000_000;
-pub const MAX_BACKOFF_NS: u64 = 1_000_000_000;
+pub use crate::tasks::{FIRST_BACKOFF_NS, MAX_BACKOFF_NS, RETRY_BUDGET_NS};
 
 /// How many mismatches the report lists one by one (all are counted).
 pub const MISMATCHES_LISTED: usize = 10_000;
@@ -237,24 +231,16 @@ impl Workload {
                 pattern.to_vec()
             };
             let start = sched::now_ns();
-            let mut backoff = FIRST_BACKOFF_NS;
-            let o = loop {
-                let o = tasks::run(&Request {
-                    target,
-                    lun,
-                    cdb: &cdb,
-                    direction: if write { Direction::Out } else { Direction::In },
-                    length: cfg.block_bytes,
-                    data_out: &data_out,
-                });
-                if o.good() || !transient(&o) || sched::now_ns() - start >= RETRY_BUDGET_NS {
-                    break o;
-                }
-                state.borrow_mut().retries += 1;
-                // Back off, as a host does for a busy or resetting device.
-                sched::sleep_ns(backoff);
-                backoff = (backoff * 2).min(MAX_BACKOFF_NS);
+            let request = Request {
+                target,
+                lun,
+                cdb: &cdb,
+                direction: if write { Direction::Out } else { Direction::In },
+                length: cfg.block_bytes,
+                data_out: &data_out,
             };
+            let (o, retries) = tasks::run_retrying(&request, transient);
+            state.borrow_mut().retries += retries;
             let latency = sched::now_ns() - start;
             {
                 let mut s = state.borrow_mut();
@@ -373,22 +359,11 @@ fn fire_due(faults: &Rc<RefCell<crate::faults::Schedule>>, done: u64, work: u64,
 
 /// Whether a failed I/O is worth retrying, as macOS's storage stack judges it.
 pub fn transient(o: &tasks::Outcome) -> bool {
-    // kSCSIServiceResponse_*
-    const SERVICE_DELIVERY_OR_TARGET_FAILURE: u32 = 1;
-    const TASK_COMPLETE: u32 = 2;
-    match o.service_response {
-        Some(TASK_COMPLETE) => match o.status {
-            // BUSY, TASK SET FULL
-            0x08 | 0x28 => true,
-            // CHECK CONDITION: UNIT ATTENTION, or NOT READY becoming ready
-            0x02 => matches!(o.sense_code(), Some((0x6, _, _)) | Some((0x2, 0x04, 0x01))),
-            _ => false,
-        },
-        // kSCSITaskStatus_TaskTimeoutOccurred, _ProtocolTimeoutOccurred, _DeviceNotResponding,
-        // _DeliveryFailure: the transport lost the task; the device is still there.
-        Some(SERVICE_DELIVERY_OR_TARGET_FAILURE) => matches!(o.status, 0x01 | 0x02 | 0x03 | 0x05),
-        _ => false,
-    }
+    // CHECK CONDITION: UNIT ATTENTION, or NOT READY becoming ready.
+    tasks::transport_transient(o)
+        || (o.service_response == Some(2)
+            && o.status == 0x02
+            && matches!(o.sense_code(), Some((0x6, _, _)) | Some((0x2, 0x04, 0x01))))
 }
 
 const VERIFY_MAGIC: &[u8; 8] = b"DKRAIDVF";

@@ -271,3 +271,40 @@ fn a_reset_during_a_firmware_stall_leaves_no_dma_behind() {
     );
     assert!(r["retries"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn hot_plug_survives_a_controller_reset_during_the_new_disks_probe() {
+    // Volume 1 appears, the controller resets while macOS probes it (its commands are retried),
+    // then it is deleted: no probe violation, and no disk left attached for a gone target.
+    let r = verify(
+        "8MiB",
+        &[
+            "--drives",
+            "8x1GiB",
+            "--volume",
+            "raid5:0-4",
+            "--spare",
+            "5",
+            "--block",
+            "16KiB",
+            "--qd",
+            "16",
+            "--create-volume",
+            "raid1:6,7@10",
+            "--reset-at",
+            "30",
+            "--delete-volume",
+            "1:50",
+            "--fail-drive",
+            "3:70",
+        ],
+    );
+    assert_eq!(r["targets"], serde_json::json!([0]));
+    let disks: Vec<(u64, bool)> = r["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["target"].as_u64().unwrap(), d["attached"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(disks, [(0, true), (1, false)]);
+}
