@@ -170,6 +170,8 @@ pub struct Firmware {
     pub last_event: u32,
     /// Replies dropped because they were bogus, stale or duplicates.
     pub dropped_replies: u64,
+    /// When [`Firmware::tick`] next reads FW_STATE (the health check).
+    next_state_check: u64,
 }
 
 impl Default for Firmware {
@@ -224,6 +226,7 @@ impl Firmware {
             control: None,
             last_event: 0,
             dropped_replies: 0,
+            next_state_check: 0,
         }
     }
 
@@ -559,6 +562,19 @@ impl Firmware {
         if self.phase != Phase::Operational {
             return false;
         }
+        // The health check: a firmware that reset or faulted on its own has dropped whatever it
+        // held; finding out now beats waiting for every task's timeout.
+        if now_ns >= self.next_state_check {
+            self.next_state_check = now_ns + STATE_CHECK_NS;
+            let state = platform.mmio_read32(BAR, reg::FW_STATE);
+            if state & fw_state::MASK != fw_state::OPERATIONAL {
+                log::error!(
+                    "dkraid: the firmware left OPERATIONAL on its own (FW_STATE {state:#010x}); \
+                     resetting the controller"
+                );
+                return true;
+            }
+        }
         let mut reset = false;
         for slot in 0..MAX_TASK_COUNT as usize {
             let deadline = self.deadlines[slot];
@@ -772,6 +788,9 @@ impl Firmware {
         self.phase = Phase::Down;
     }
 }
+
+/// How often, at most, [`Firmware::tick`] reads FW_STATE.
+pub const STATE_CHECK_NS: u64 = 100_000_000;
 
 /// A deadline made due by task management (real deadlines are far above it).
 const EXPIRED_BY_REQUEST: u64 = 1;

@@ -424,6 +424,23 @@ fn a_timed_out_task_is_aborted_then_completed_once() {
 }
 
 #[test]
+fn a_firmware_that_resets_itself_is_found_by_the_health_check_not_the_timeouts() {
+    let (mut p, mut pool, mut fw, mut dev) = setup();
+    submit(&mut p, &mut pool, &mut fw, 4, 0);
+    dev.take(&mut p);
+    assert!(!fw.tick(&mut p, &pool, 10_000), "healthy: nothing to do");
+    // The device drops everything and goes back to READY on its own.
+    set(&mut p, reg::FW_STATE, fw_state::READY);
+    assert!(!fw.tick(&mut p, &pool, 20_000), "FW_STATE is read at most every 100 ms");
+    let due = 10_000 + super::driver::STATE_CHECK_NS;
+    assert!(fw.tick(&mut p, &pool, due), "found within 100 ms, long before the 1 s timeout");
+    fw.reset(&mut p, &mut pool, due, |_, _| {});
+    assert_eq!(pool.state(pool.task(4).unwrap()), Ok(SlotState::Completed), "completed once");
+    fw.release(&mut p);
+    pool.teardown(&mut p);
+}
+
+#[test]
 fn an_abort_that_never_returns_asks_for_a_reset_which_completes_everything_once() {
     let (mut p, mut pool, mut fw, mut dev) = setup();
     for id in [1, 2, 3] {
