@@ -217,11 +217,17 @@ void DkRaidController::Service(uint64_t now)
         /* The slot is freed before the kernel sees the completion: once it has, it may reuse
          * this task ID at once, from another queue, and the slot must already be Free. The
          * response was copied out by dk_service, so nothing the core owns is read after this. */
+#if defined(DKRAID_VARIANT_LATE_SLOT_FREE)
+        /* Broken on purpose: the kernel may reuse the ID before the slot is freed. */
+        CompleteTask(completion, r);
+#endif
         ret = DKRAID_LOCKED(dk_task_delivered(ivars->core, id));
         if (ret != kIOReturnSuccess) {
             LogFailure("dk_task_delivered", ret);
         }
+#if !defined(DKRAID_VARIANT_LATE_SLOT_FREE)
         CompleteTask(completion, r);
+#endif
         completion->release();
     }
     if (pollIn != 0) {

@@ -198,6 +198,7 @@ pub fn run(req: &Request<'_>) -> Outcome {
     }
     let response = if r != 0 || service_response != 0 {
         // Not accepted: completed at once with that service response.
+        reused_too_soon(u64::from(task_id));
         None
     } else {
         loop {
@@ -349,13 +350,37 @@ pub fn task_completion(handle: u64, response: &dk_scsi_user_parallel_response) {
             "the response's fControllerTaskIdentifier is not the task's".into(),
         );
     }
+    let dispatch = crate::world::current_dispatch();
     with_world(|w| {
         w.family.completions += 1;
         if let Some(p) = w.family.pending.get_mut(&handle) {
             p.response = Some(*response);
         }
+        if let Some(d) = dispatch {
+            w.family.completed_in.insert(task_id, d);
+        }
     });
     sched::wake(waiter);
+}
+
+/// A task refused while the dext dispatch that completed the ID's previous task is still
+/// running: the dext still counted the ID as its own after `ParallelTaskCompletion`, which
+/// hands it back to the kernel at once (DRIVERKIT.md §5).
+fn reused_too_soon(task_id: u64) {
+    let Some(d) = with_world(|w| w.family.completed_in.get(&task_id).copied()) else { return };
+    if crate::world::dispatch_running(d) {
+        violation(
+            "TaskIdReusedTooSoon",
+            SECTION_IO,
+            format!("task={task_id}"),
+            format!(
+                "the dext refused task {task_id} while the call that completed the ID's previous \
+                 task was still running: after ParallelTaskCompletion the ID is the kernel's, and \
+                 the next task with it may arrive at once, from any queue; free the task's state \
+                 before completing it"
+            ),
+        );
+    }
 }
 
 /// The SAM-2 task-management function names, by the number `dksim_invoke_TaskManagement`

@@ -120,6 +120,13 @@ pub const VARIANTS: &[Variant] = &[
         expected_rule: "ProbeNeverReady",
         stage: "fake-block",
     },
+    Variant {
+        name: "late-slot-free",
+        macro_name: "DKRAID_VARIANT_LATE_SLOT_FREE",
+        description: "frees a task's slot after ParallelTaskCompletion, not before (stage 3)",
+        expected_rule: "TaskIdReusedTooSoon",
+        stage: "full",
+    },
 ];
 
 /// The C symbol of a build's class-info function: `dksim_class_info_default` for the shipped

@@ -79,6 +79,9 @@ pub struct Family {
     pub start_returned: bool,
     pub registered: bool,
     pub completions: u64,
+    /// Per task ID: the dext dispatch (thread, serial) that last completed it, to tell a task
+    /// refused because the ID came back while that dispatch was still running.
+    pub completed_in: BTreeMap<u64, (ThreadId, u64)>,
 }
 
 /// The class the dext build registered: name and QUEUENAME bindings (its own and the SDK's).
@@ -143,6 +146,9 @@ pub struct World {
     pub logs: Vec<LogLine>,
     /// The calls each simulated thread is inside, innermost last.
     pub call_stacks: BTreeMap<ThreadId, Vec<String>>,
+    /// The serial of the dext dispatch each thread is running (its outermost call).
+    pub dispatches: BTreeMap<ThreadId, u64>,
+    pub next_dispatch: u64,
     pub family: Family,
     pub timers: BTreeMap<u64, Timer>,
     pub pci_open: bool,
@@ -175,6 +181,8 @@ impl World {
             events: Vec::new(),
             logs: Vec::new(),
             call_stacks: BTreeMap::new(),
+            dispatches: BTreeMap::new(),
+            next_dispatch: 0,
             family: Family::default(),
             timers: BTreeMap::new(),
             pci_open: false,
@@ -256,7 +264,14 @@ pub fn record_event(start_ns: u64, queue: String, call: String, result: String) 
 
 fn push_call(call: &str) {
     let t = sched::current();
-    with_world(|w| w.call_stacks.entry(t).or_default().push(call.to_string()));
+    with_world(|w| {
+        let stack = w.call_stacks.entry(t).or_default();
+        if stack.is_empty() {
+            w.next_dispatch += 1;
+            w.dispatches.insert(t, w.next_dispatch);
+        }
+        stack.push(call.to_string())
+    });
 }
 
 fn pop_call() {
@@ -264,8 +279,22 @@ fn pop_call() {
     with_world(|w| {
         if let Some(s) = w.call_stacks.get_mut(&t) {
             s.pop();
+            if s.is_empty() {
+                w.dispatches.remove(&t);
+            }
         }
     });
+}
+
+/// The dispatch the current thread is running: (thread, serial), if it is in one.
+pub fn current_dispatch() -> Option<(ThreadId, u64)> {
+    let t = sched::current();
+    with_world(|w| w.dispatches.get(&t).map(|&serial| (t, serial)))
+}
+
+/// Whether that dispatch is still running.
+pub fn dispatch_running(dispatch: (ThreadId, u64)) -> bool {
+    with_world(|w| w.dispatches.get(&dispatch.0) == Some(&dispatch.1))
 }
 
 // ------------------------------------------------------------------------------- queues --

@@ -268,6 +268,14 @@ const EXPECTED: &[Expect] = &[
         values: "step=6",
         message: "never became ready",
     },
+    Expect {
+        variant: "late-slot-free",
+        rule: "TaskIdReusedTooSoon",
+        queue: "AuxiliaryQueue",
+        call: "UserCreateTargetForID",
+        values: "task=1",
+        message: "free the task's state before completing it",
+    },
 ];
 
 fn check_variant(e: &Expect) {
@@ -327,6 +335,7 @@ variant_tests! {
     variant_inquiry_length_changes => 12,
     variant_short_mode_sense => 13,
     variant_never_ready => 14,
+    variant_late_slot_free => 15,
 }
 
 #[test]
