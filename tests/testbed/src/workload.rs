@@ -223,12 +223,14 @@ impl Workload {
             let lba = offset / bs;
             let blocks = (cfg.block_bytes / bs) as u32;
             let cdb = rw_cdb(write, lba, blocks);
-            let data_out: Vec<u8> = if !write {
-                Vec::new()
+            // The plain write's pattern is shared, not copied per I/O; a verify write's is
+            // the blocks' own.
+            let data_out: std::borrow::Cow<'_, [u8]> = if !write {
+                std::borrow::Cow::Borrowed(&[])
             } else if cfg.verify {
-                verify_pattern(lba, bs, cfg.block_bytes, seed)
+                std::borrow::Cow::Owned(verify_pattern(lba, bs, cfg.block_bytes, seed))
             } else {
-                pattern.to_vec()
+                std::borrow::Cow::Borrowed(&pattern[..])
             };
             let start = sched::now_ns();
             let request = Request {
