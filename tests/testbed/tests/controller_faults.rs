@@ -3,20 +3,10 @@
 //! stalls, drops replies, writes garbage into the reply ring, or gains and loses a volume.
 //! Every run must end with zero mismatches, zero errors and no DriverKit violation.
 
-use std::process::{Command, Output};
+mod common;
 
+use common::{disks, json_of, logs, sim};
 use serde_json::Value;
-
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dkraid-sim")).args(args).output().expect("run dkraid-sim")
-}
-
-fn json_of(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
-    })
-}
 
 /// `io --stage full --verify SIZE --json` plus `extra`; asserts the run was clean.
 fn verify(size: &str, extra: &[&str]) -> Value {
@@ -118,8 +108,7 @@ fn garbage_in_the_reply_ring_completes_no_task_wrongly_or_twice() {
     assert_eq!(fault_results(&r), ["512 garbage replies: 512 posted"]);
     // Each bad entry is named as it is dropped (the ring holds fewer than 512 entries, so
     // some garbage overwrote genuine replies too: those tasks time out and are retried).
-    let logs: Vec<&str> =
-        r["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let logs = logs(&r);
     assert!(logs.iter().any(|l| l.contains("reply dropped: CorruptReply")), "{logs:#?}");
     assert!(!logs.iter().any(|l| l.contains("InvalidSlotTransition")), "{logs:#?}");
 }
@@ -161,16 +150,9 @@ fn a_volume_created_and_deleted_at_runtime_comes_and_goes_as_a_target() {
     );
     // Target 1 came (probed by the disk stack as a disk) and went (its disk detached).
     assert_eq!(r["targets"], serde_json::json!([0]), "only the RAID 5 is left");
-    let disks: Vec<(u64, bool)> = r["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["target"].as_u64().unwrap(), d["attached"].as_bool().unwrap()))
-        .collect();
-    assert_eq!(disks, [(0, true), (1, false)]);
-    let logs: Vec<&str> =
-        r["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
-    assert!(logs.contains(&"dkraid: initialize target 1"), "{logs:#?}");
+    assert_eq!(disks(&r), [(0, true), (1, false)]);
+    let logs = logs(&r);
+    assert!(logs.iter().any(|l| l == "dkraid: initialize target 1"), "{logs:#?}");
     assert!(
         !logs.iter().any(|l| l.contains("failed")),
         "the event log's history (volume 0 created) is not target work: {logs:#?}"
@@ -235,8 +217,7 @@ fn the_kernel_aborting_a_task_through_the_dext_loses_nothing() {
     let results = fault_results(&r);
     assert!(results[1].starts_with("ABORT TASK: tag "), "{results:?}");
     assert!(results[1].ends_with(": FUNCTION_COMPLETE"), "{results:?}");
-    let logs: Vec<&str> =
-        r["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let logs = logs(&r);
     assert!(
         logs.iter().any(|l| l.contains("task management ABORT TASK on target 0")
             && l.ends_with("1 task(s) aborting")),
@@ -253,8 +234,7 @@ fn a_target_reset_aborts_every_outstanding_task_of_the_target() {
         &["--block", "64KiB", "--qd", "8", "--stall-firmware", "20:60", "--target-reset", "0:60"],
     );
     assert_eq!(fault_results(&r)[1], "TARGET RESET of target 0: FUNCTION_COMPLETE");
-    let logs: Vec<&str> =
-        r["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let logs = logs(&r);
     let line = logs.iter().find(|l| l.contains("task management TARGET RESET")).unwrap();
     assert!(line.ends_with("7 task(s) aborting"), "all but the I/O that triggered it: {line}");
     assert!(r["retries"].as_u64().unwrap() > 0, "an aborted task was retried");
@@ -300,11 +280,5 @@ fn hot_plug_survives_a_controller_reset_during_the_new_disks_probe() {
         ],
     );
     assert_eq!(r["targets"], serde_json::json!([0]));
-    let disks: Vec<(u64, bool)> = r["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["target"].as_u64().unwrap(), d["attached"].as_bool().unwrap()))
-        .collect();
-    assert_eq!(disks, [(0, true), (1, false)]);
+    assert_eq!(disks(&r), [(0, true), (1, false)]);
 }

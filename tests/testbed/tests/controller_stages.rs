@@ -1,18 +1,10 @@
 //! Bring-up stages 2 (`single-io`) and 3 (`full`) end to end: the real dext and core against the
 //! simulated RAID controller (`docs/CONTROLLER.md`) and its RAID engine (`docs/RAID.md`).
 
-use std::process::{Command, Output};
+mod common;
 
+use common::{json_of, logs, sim};
 use serde_json::Value;
-
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dkraid-sim")).args(args).output().expect("run dkraid-sim")
-}
-
-fn json_of(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
 
 fn boot_json(args: &[&str]) -> Value {
     let mut all = vec!["boot", "--json"];
@@ -25,15 +17,6 @@ fn boot_json(args: &[&str]) -> Value {
         serde_json::to_string_pretty(&report["violations"]).unwrap()
     );
     report
-}
-
-fn logs(report: &Value) -> Vec<String> {
-    report["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().or_else(|| l["text"].as_str()).unwrap_or("").to_string())
-        .collect()
 }
 
 #[test]

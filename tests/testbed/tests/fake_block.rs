@@ -1,18 +1,10 @@
 //! Bring-up stage 1 end to end: the macOS probe sequence, the fake block device's behaviour, the
 //! `scsi` pass-through for each command of SCSI.md's set, and the `io` workload.
 
-use std::process::{Command, Output};
+mod common;
 
+use common::{json_of, sim};
 use serde_json::Value;
-
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dkraid-sim")).args(args).output().expect("run dkraid-sim")
-}
-
-fn json_of(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
 
 /// The commands the kernel sent, in order, with how each ended.
 fn probe_sequence(report: &Value) -> Vec<String> {
