@@ -224,8 +224,7 @@ fn apply(c: &Controller, kind: &FaultKind, seed: u64) -> String {
         FaultKind::CreateVolume(req) => {
             let Some(r) = c.raid() else { return "no RAID engine".into() };
             let result = r.borrow_mut().create_volume(req);
-            c.engine().sync();
-            c.notify_events();
+            c.array_changed();
             match result {
                 Ok(v) => format!("volume {v} created"),
                 Err(e) => format!("refused: {e}"),
@@ -250,8 +249,7 @@ fn apply(c: &Controller, kind: &FaultKind, seed: u64) -> String {
         FaultKind::DeleteVolume(v) => {
             let Some(r) = c.raid() else { return "no RAID engine".into() };
             let result = r.borrow_mut().delete_volume(u32::from(*v));
-            c.engine().sync();
-            c.notify_events();
+            c.array_changed();
             match result {
                 Ok(()) => format!("volume {v} deleted"),
                 Err(e) => format!("refused: {e}"),

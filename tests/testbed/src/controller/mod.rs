@@ -363,9 +363,16 @@ impl Controller {
     pub fn fail_drive(&self, id: u16) -> Result<(), MgmtError> {
         let array = self.array();
         let r = array.borrow_mut().fail_drive(id);
+        self.array_changed();
+        r
+    }
+
+    /// The array was changed behind the firmware's back (fault injection, a test): give new
+    /// volumes their SCSI emulators, drop deleted ones', and wake the firmware to post the
+    /// events and run rebuilds.
+    pub fn array_changed(&self) {
         self.engine().sync();
         self.notify_events();
-        r
     }
 
     /// End the firmware thread: it returns at its next scheduling point, work in progress
