@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `0x01` | [`Message::Open`] | u32 user_client_type, u16 n, n × (u16 len + UTF-8) entitlements |
 //! | `0x81` | [`Message::OpenReply`] | i32 kern_return |
-//! | `0x02` | [`Message::Call`] | u32 selector, u8 flags (bit 0 async), u16 n, n × u64, u32 len + bytes, u32 struct_out_capacity |
+//! | `0x02` | [`Message::Call`] | u32 selector, u8 flags (bit 0 async), u16 n, n × u64, u32 len + bytes, u32 struct_out_capacity, u16 scalar_out_capacity |
 //! | `0x82` | [`Message::CallReply`] | i32 kern_return, u16 n, n × u64, u32 len + bytes |
 //! | `0x03` | [`Message::Close`] | none |
 //! | `0x83` | [`Message::CloseReply`] | i32 kern_return |
@@ -62,6 +62,9 @@ pub enum Message {
         scalars: Vec<u64>,
         struct_in: Vec<u8>,
         struct_out_capacity: u32,
+        /// How many scalar outputs the caller takes (`IOConnectCallMethod`'s `*outputCnt`):
+        /// the user client's dispatch table checks it. 0..=16.
+        scalar_out_capacity: u16,
     },
     /// server → client: the call's result.
     CallReply { kern_return: i32, scalars: Vec<u64>, struct_out: Vec<u8> },
@@ -115,9 +118,10 @@ impl Message {
         scalars: Vec<u64>,
         struct_in: Vec<u8>,
         struct_out_capacity: u32,
+        scalar_out_capacity: u16,
     ) -> Message {
         let flags = if is_async { CALL_FLAG_ASYNC } else { 0 };
-        Message::Call { selector, flags, scalars, struct_in, struct_out_capacity }
+        Message::Call { selector, flags, scalars, struct_in, struct_out_capacity, scalar_out_capacity }
     }
 }
 
@@ -221,12 +225,20 @@ pub fn encode_body(msg: &Message) -> Vec<u8> {
         Message::OpenReply { kern_return } | Message::CloseReply { kern_return } => {
             w.i32(*kern_return)
         }
-        Message::Call { selector, flags, scalars, struct_in, struct_out_capacity } => {
+        Message::Call {
+            selector,
+            flags,
+            scalars,
+            struct_in,
+            struct_out_capacity,
+            scalar_out_capacity,
+        } => {
             w.u32(*selector);
             w.u8(*flags);
             w.u64s(scalars);
             w.bytes32(struct_in);
             w.u32(*struct_out_capacity);
+            w.u16(*scalar_out_capacity);
         }
         Message::CallReply { kern_return, scalars, struct_out } => {
             w.i32(*kern_return);
@@ -388,7 +400,15 @@ pub fn decode_body(body: &[u8]) -> Result<Message, WireError> {
             let scalars = r.u64s("CALL scalar count", "CALL scalars")?;
             let struct_in = r.bytes32("CALL struct_in length", "CALL struct_in")?.to_vec();
             let struct_out_capacity = r.u32("CALL struct_out_capacity")?;
-            Message::Call { selector, flags, scalars, struct_in, struct_out_capacity }
+            let scalar_out_capacity = r.u16("CALL scalar_out_capacity")?;
+            Message::Call {
+                selector,
+                flags,
+                scalars,
+                struct_in,
+                struct_out_capacity,
+                scalar_out_capacity,
+            }
         }
         msg_type::CALL_REPLY => {
             let kern_return = r.i32("CALL reply kern_return")?;
@@ -523,14 +543,15 @@ mod tests {
             Message::Open { user_client_type: 7, entitlements: vec![] },
             Message::OpenReply { kern_return: 0 },
             Message::OpenReply { kern_return: 0xe00002e2_u32 as i32 },
-            Message::call(0, true, vec![], vec![0x44, 0x4B, 0x41, 0x44], 0),
-            Message::call(1, false, vec![u64::MAX, 3], vec![], 4096),
+            Message::call(0, true, vec![], vec![0x44, 0x4B, 0x41, 0x44], 0, 1),
+            Message::call(1, false, vec![u64::MAX, 3], vec![], 4096, 0),
             Message::Call {
                 selector: 9,
                 flags: 0xFE,
                 scalars: vec![1],
                 struct_in: vec![1; 300],
                 struct_out_capacity: 1,
+                scalar_out_capacity: 16,
             },
             Message::CallReply { kern_return: 0, scalars: vec![42], struct_out: vec![] },
             Message::CallReply { kern_return: -1, scalars: vec![], struct_out: vec![9; 4096] },
