@@ -584,9 +584,9 @@ mod tests {
 
     #[test]
     fn layout_is_the_documented_one() {
-        let frame = encode(&Message::call(2, true, vec![7], vec![0xAA, 0xBB], 16));
+        let frame = encode(&Message::call(2, true, vec![7], vec![0xAA, 0xBB], 16, 1));
         let expected: Vec<u8> = [
-            &[26, 0, 0, 0][..],
+            &[28, 0, 0, 0][..],
             &[0x02],
             &[2, 0, 0, 0],
             &[1],
@@ -594,6 +594,7 @@ mod tests {
             &[7, 0, 0, 0, 0, 0, 0, 0],
             &[2, 0, 0, 0, 0xAA, 0xBB],
             &[16, 0, 0, 0],
+            &[1, 0],
         ]
         .concat();
         assert_eq!(frame, expected);
