@@ -14,6 +14,7 @@
 #ifndef DKRAID_H
 #define DKRAID_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -274,6 +275,34 @@ dk_ioreturn dk_initialize_target(dk_core *core, uint64_t target_id);
  * result once UserCreateTargetForID / UserDestroyTargetForID returned. */
 dk_ioreturn dk_next_target_work(dk_core *core, dk_target_work *out_work);
 dk_ioreturn dk_target_work_done(dk_core *core, const dk_target_work *work, dk_ioreturn status);
+
+/* ------------------------------------------------------------------------------------------
+ * The admin engine: requests from the RAID admin app (docs/ADMIN-PROTOCOL.md), carried in the
+ * user client's ExternalMethod structure input; responses come back by ticket.
+ * ------------------------------------------------------------------------------------------ */
+
+#define DK_ADMIN_SLOTS 4u
+#define DK_ADMIN_MAX_RESPONSE 4096u
+/* Take one admin request (the user client's ExternalMethod structure input, `length` bytes).
+ * Every request gets a ticket in *out_ticket, a malformed or unpermitted one too (its error
+ * response is ready at once). `entitled`: the client holds the admin entitlement.
+ * kIOReturnNoResources: every slot is in use. kIOReturnBadArgument: a null pointer. Run
+ * dk_service soon after (the dext arms its timer for now). */
+dk_ioreturn dk_admin_submit(dk_core *core, const uint8_t *request, size_t length, bool entitled,
+                            uint32_t *out_ticket);
+/* The next ticket whose response became ready and was not yet reported here (each ticket is
+ * reported once); *out_bytes its response's size. kIOReturnNotFound: none. */
+dk_ioreturn dk_admin_next_ready(dk_core *core, uint32_t *out_ticket, uint32_t *out_bytes);
+/* Copy a ready ticket's response into `out` and free its slot. kIOReturnNotFound: no such
+ * ticket; kIOReturnNotReady: not ready yet; kIOReturnNoSpace: `capacity` too small (the slot
+ * is kept). */
+dk_ioreturn dk_admin_fetch(dk_core *core, uint32_t ticket, uint8_t *out, size_t capacity,
+                           size_t *out_bytes);
+/* Forget a ticket (its client went away); a command already sent to the firmware finishes into
+ * nothing. kIOReturnNotFound: no such ticket. */
+dk_ioreturn dk_admin_cancel(dk_core *core, uint32_t ticket);
+/* The newest event sequence number the firmware announced (0: none). */
+uint64_t dk_admin_event_sequence(const dk_core *core);
 
 /* Release every DMA buffer the core holds. The core memory may be freed afterwards. Safe to
  * call in any state, once. */

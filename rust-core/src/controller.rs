@@ -5,6 +5,8 @@
 use core::fmt;
 
 use crate::abi;
+use crate::admin::engine::{AdminCallError, AdminEngine, Context};
+use crate::admin::stats::{IoKind, IoStatsTable, Started};
 use crate::hardware::Hardware;
 use crate::ioreturn::IOReturn;
 use crate::lifecycle::{Call, Lifecycle, OutOfOrder, State};
@@ -223,6 +225,12 @@ pub struct Controller<P: Platform> {
     fake: Option<Emulator<FakeBlock>>,
     /// Stages 2 and 3: the controller through its firmware.
     hardware: Option<Hardware>,
+    /// Each outstanding task's submission time and kind, for the statistics.
+    started: [Started; limits::MAX_TASK_COUNT as usize],
+    /// `IO_STATS`: per target and for the controller, from every completion path.
+    stats: IoStatsTable,
+    /// The admin requests (`dk_admin_*`).
+    admin: AdminEngine,
 }
 
 /// The target stage 1 exposes.
@@ -267,6 +275,9 @@ impl<P: Platform> Controller<P> {
             fake,
             hardware: matches!(config.stage, Stage::SingleIo | Stage::Full)
                 .then(|| Hardware::new(config.stage)),
+            started: [Started::NONE; limits::MAX_TASK_COUNT as usize],
+            stats: IoStatsTable::new(),
+            admin: AdminEngine::new(),
         })
     }
 
@@ -395,6 +406,8 @@ impl<P: Platform> Controller<P> {
         self.pool.submit(id)?;
         self.task_targets[(id.get() - 1) as usize] = task.fTargetID;
         self.task_nexus[(id.get() - 1) as usize] = (lun_of(task), task.fTaskTagIdentifier);
+        self.started[(id.get() - 1) as usize] =
+            Started::new(self.platform.monotonic_time_ns(), IoKind::of_task(task));
         *response = abi::dk_scsi_user_parallel_response {
             version: u64::from(abi::DK_SCSI_USER_PARALLEL_RESPONSE_VERSION),
             fTargetID: task.fTargetID,
@@ -456,6 +469,8 @@ impl<P: Platform> Controller<P> {
             }
         }
         self.pool.complete(id)?;
+        let now = self.platform.monotonic_time_ns();
+        self.stats.complete(task.fTargetID, self.started[(id.get() - 1) as usize], now, response);
         Ok(TaskDisposition::CompletedNow)
     }
 
@@ -467,14 +482,18 @@ impl<P: Platform> Controller<P> {
     ) -> Result<abi::dk_scsi_user_parallel_response, ControllerError> {
         let id = self.pool.task(task_id)?;
         self.pool.complete(id)?;
-        Ok(abi::dk_scsi_user_parallel_response {
+        let slot = (id.get() - 1) as usize;
+        let response = abi::dk_scsi_user_parallel_response {
             version: u64::from(abi::DK_SCSI_USER_PARALLEL_RESPONSE_VERSION),
-            fTargetID: self.task_targets[(id.get() - 1) as usize],
+            fTargetID: self.task_targets[slot],
             fControllerTaskIdentifier: task_id,
             fServiceResponse: abi::ServiceResponse::SERVICE_DELIVERY_OR_TARGET_FAILURE.0,
             fCompletionStatus: abi::TaskStatus::DELIVERY_FAILURE.0,
             ..Default::default()
-        })
+        };
+        let now = self.platform.monotonic_time_ns();
+        self.stats.complete(response.fTargetID, self.started[slot], now, &response);
+        Ok(response)
     }
 
     /// The SAM-2 task-management functions (`UserAbortTaskRequest` and its siblings): every
@@ -566,17 +585,21 @@ impl<P: Platform> Controller<P> {
         }
         let mut n = 0;
         let task_targets = &self.task_targets;
+        let started = &self.started;
+        let stats = &mut self.stats;
         let poll = hw.service(
             &mut self.platform,
             &mut self.pool,
             &mut self.targets,
             tasks,
             now_ns,
+            &mut self.admin,
             |mut r| {
+                let index = r.fControllerTaskIdentifier.wrapping_sub(1) as usize;
+                r.fTargetID = task_targets.get(index).copied().unwrap_or(0);
+                let start = started.get(index).copied().unwrap_or(Started::NONE);
+                stats.complete(r.fTargetID, start, now_ns, &r);
                 if let Some(slot) = out.get_mut(n) {
-                    let id = r.fControllerTaskIdentifier;
-                    r.fTargetID =
-                        task_targets.get((id.wrapping_sub(1)) as usize).copied().unwrap_or(0);
                     *slot = r;
                     n += 1;
                 }
@@ -587,6 +610,42 @@ impl<P: Platform> Controller<P> {
 
     pub fn hardware(&self) -> Option<&Hardware> {
         self.hardware.as_ref()
+    }
+
+    /// Take one admin request (the user client's structure input); every request gets a
+    /// ticket, a malformed or unpermitted one too. Firmware-backed requests are sent from
+    /// [`Controller::service`].
+    pub fn admin_submit(&mut self, request: &[u8], entitled: bool) -> Result<u32, AdminCallError> {
+        let ctx = Context { stage: self.config.stage, stats: &self.stats };
+        self.admin.submit(request, entitled, ctx)
+    }
+
+    /// The next ticket whose response is ready and was not reported yet, and its size.
+    pub fn admin_next_ready(&mut self) -> Option<(u32, u32)> {
+        self.admin.next_ready()
+    }
+
+    /// Copy a ready response into `out` and free its slot.
+    pub fn admin_fetch(&mut self, ticket: u32, out: &mut [u8]) -> Result<usize, AdminCallError> {
+        self.admin.fetch(ticket, out)
+    }
+
+    /// Forget a ticket (its client went away).
+    pub fn admin_cancel(&mut self, ticket: u32) -> Result<(), AdminCallError> {
+        self.admin.cancel(ticket)
+    }
+
+    /// The newest event sequence the firmware announced (0: none, and in stages 0 and 1).
+    pub fn admin_event_sequence(&self) -> u64 {
+        self.hardware.as_ref().map_or(0, Hardware::event_sequence)
+    }
+
+    pub fn admin(&self) -> &AdminEngine {
+        &self.admin
+    }
+
+    pub fn io_stats(&self) -> &IoStatsTable {
+        &self.stats
     }
 
     /// Tasks submitted and not completed (the hardware owns them).

@@ -7,11 +7,15 @@
 //! - stage 3 (`full`): the volumes the firmware lists become targets, one create at a time;
 //!   volume events (created, deleted) become target creates and destroys (hot plug);
 //! - replies become responses for the kernel; timeouts are aborted; a controller reset
-//!   completes every outstanding task exactly once with a retryable status.
+//!   completes every outstanding task exactly once with a retryable status;
+//! - admin requests ([`crate::admin::engine`]) get the control frame after the stage's own
+//!   work and the aborts, one at a time.
 
 use zerocopy::FromBytes;
 
 use crate::abi;
+use crate::admin::engine::AdminEngine;
+use crate::admin::wire::status as admin_status;
 use crate::firmware::wire::{mgmt, EventEntry, VolumeEntry};
 use crate::firmware::{ControlKind, Firmware, FirmwareError, Step};
 use crate::platform::Platform;
@@ -112,15 +116,19 @@ impl Hardware {
         targets: &mut Targets,
         tasks: u32,
         now_ns: u64,
+        admin: &mut AdminEngine,
         mut completed: impl FnMut(abi::dk_scsi_user_parallel_response),
     ) -> u64 {
         if let Work::Failed(_) = self.work {
+            // No firmware to carry admin requests out.
+            admin.firmware_failed();
             return 0;
         }
         if !self.started {
             if let Err(e) = self.firmware.start(platform, tasks, now_ns) {
                 log::error!("dkraid: {e}");
                 self.work = Work::Failed(e);
+                admin.firmware_failed();
                 return 0;
             }
             self.started = true;
@@ -131,6 +139,7 @@ impl Hardware {
                 Step::Failed(e) => {
                     log::error!("dkraid: firmware bring-up failed: {e}");
                     self.work = Work::Failed(e);
+                    admin.firmware_failed();
                     return 0;
                 }
                 Step::Operational => {
@@ -144,7 +153,7 @@ impl Hardware {
         // Replies.
         let done = self.firmware.interrupt(platform, pool, |_, r| completed(r));
         if let Some(done) = done {
-            self.control_done(done, targets);
+            self.control_done(done, targets, admin);
         }
         // The stage's own work, one control request at a time.
         match self.work {
@@ -172,19 +181,52 @@ impl Hardware {
         if self.firmware.tick(platform, pool, now_ns) {
             self.firmware.reset(platform, pool, now_ns, |_, r| completed(r));
             self.work = Work::BringUp;
+            // The reset dropped the admin request the firmware held: the app tries again.
+            admin.firmware_lost(admin_status::BUSY);
             return crate::firmware::driver::POLL_INTERVAL_NS;
+        }
+        // Admin's turn: after the stage's own work and the aborts, never while the stage still
+        // wants the control frame for itself.
+        if !self.stage_wants_control() && !self.firmware.control_busy() {
+            if let Some((ticket, opcode, args)) = admin.next_to_send() {
+                if self.firmware.admin_management(platform, opcode, args).is_ok() {
+                    admin.sent(ticket);
+                }
+            }
         }
         match self.work {
             Work::SingleIo { .. } | Work::ListVolumes { .. } => {
                 crate::firmware::driver::POLL_INTERVAL_NS
             }
+            _ if admin.has_queued() => crate::firmware::driver::POLL_INTERVAL_NS,
             // Timeouts matter only while the firmware owns tasks; idle, wait for interrupts.
             _ if pool.count_in(crate::task_pool::SlotState::Submitted) > 0 => TICK_NS,
             _ => 0,
         }
     }
 
-    fn control_done(&mut self, done: crate::firmware::ControlDone, targets: &mut Targets) {
+    /// Whether the stage has work of its own for the control frame that is not sent yet.
+    fn stage_wants_control(&self) -> bool {
+        match self.work {
+            Work::BringUp | Work::SingleIo { sent: false, .. } | Work::ListVolumes { .. } => true,
+            Work::Running => self.firmware.last_event > self.events_fetched,
+            Work::SingleIo { sent: true, .. } | Work::Failed(_) => false,
+        }
+    }
+
+    fn control_done(
+        &mut self,
+        done: crate::firmware::ControlDone,
+        targets: &mut Targets,
+        admin: &mut AdminEngine,
+    ) {
+        if let ControlKind::Admin { opcode } = done.kind {
+            let bytes =
+                (done.reply.transferred.get() as usize).min(self.firmware.control_data().len());
+            let data = &self.firmware.control_data()[..bytes];
+            admin.firmware_done(opcode, &done.reply, data, self.stage);
+            return;
+        }
         match (done.kind, self.work) {
             (ControlKind::Io, Work::SingleIo { sent: true, attempts }) => {
                 // A new volume's first command reports the reset (UNIT ATTENTION 29/00), as
@@ -281,6 +323,11 @@ impl Hardware {
     /// due; the timer path sends the ABORT_TASK). False if it is not the firmware's.
     pub fn abort_now(&mut self, task: crate::task_pool::TaskId) -> bool {
         self.firmware.expire(task)
+    }
+
+    /// The newest event sequence the firmware announced (0: none).
+    pub fn event_sequence(&self) -> u64 {
+        u64::from(self.firmware.last_event)
     }
 
     pub fn release<P: Platform>(&mut self, platform: &mut P) {

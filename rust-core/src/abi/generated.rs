@@ -33,6 +33,8 @@ pub const DK_TMF_CLEAR_ACA: u32 = 3;
 pub const DK_TMF_CLEAR_TASK_SET: u32 = 4;
 pub const DK_TMF_LUN_RESET: u32 = 5;
 pub const DK_TMF_TARGET_RESET: u32 = 6;
+pub const DK_ADMIN_SLOTS: u32 = 4;
+pub const DK_ADMIN_MAX_RESPONSE: u32 = 4096;
 pub type dk_ioreturn = i32;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]

@@ -69,28 +69,67 @@ pub fn encode_list<T: IntoBytes + Immutable>(
     sequence: u32,
     entries: &[T],
 ) -> Result<usize, AdminError> {
-    let fixed = RESPONSE_HEADER_BYTES + core::mem::size_of::<ListHeader>();
-    if out.len() < fixed {
-        return Err(too_small(fixed, out.len()));
-    }
     let entry = core::mem::size_of::<T>();
-    let room = (out.len() - fixed).checked_div(entry).unwrap_or(0);
-    let count = entries.len().min(room).min(u32::MAX as usize);
+    let room = list_room(out.len(), entry)?;
+    let count = entries.len().min(room);
+    let body = entries[..count].as_bytes();
+    out[LIST_ENTRIES..LIST_ENTRIES + body.len()].copy_from_slice(body);
+    Ok(list_headers(out, command, sequence, entries.len(), count, entry))
+}
+
+/// As [`encode_list`], for entries made one at a time (translated from another format, say)
+/// rather than held in a slice: `total` is how many there are in all, `entries` yields them
+/// in order and is read only as far as the entries fit (and at most `total`).
+pub fn encode_list_iter<T: IntoBytes + Immutable>(
+    out: &mut [u8],
+    command: u16,
+    sequence: u32,
+    total: usize,
+    entries: impl IntoIterator<Item = T>,
+) -> Result<usize, AdminError> {
+    let entry = core::mem::size_of::<T>();
+    let room = list_room(out.len(), entry)?;
+    let mut count = 0;
+    for e in entries.into_iter().take(room.min(total)) {
+        let at = LIST_ENTRIES + count * entry;
+        out[at..at + entry].copy_from_slice(e.as_bytes());
+        count += 1;
+    }
+    Ok(list_headers(out, command, sequence, total, count, entry))
+}
+
+/// Where a list response's entries start: after the response header and the list header.
+const LIST_ENTRIES: usize = RESPONSE_HEADER_BYTES + core::mem::size_of::<ListHeader>();
+
+/// How many entries of `entry` bytes fit in a list response in `available` bytes.
+fn list_room(available: usize, entry: usize) -> Result<usize, AdminError> {
+    if available < LIST_ENTRIES {
+        return Err(too_small(LIST_ENTRIES, available));
+    }
+    Ok((available - LIST_ENTRIES).checked_div(entry).unwrap_or(0).min(u32::MAX as usize))
+}
+
+/// Writes the two headers of a list response whose `count` entries are in place; returns the
+/// response's size.
+fn list_headers(
+    out: &mut [u8],
+    command: u16,
+    sequence: u32,
+    total: usize,
+    count: usize,
+    entry: usize,
+) -> usize {
     let list = ListHeader {
-        total: U32::new(u32::try_from(entries.len()).unwrap_or(u32::MAX)),
+        total: U32::new(u32::try_from(total).unwrap_or(u32::MAX)),
         count: U32::new(count as u32),
         entry_bytes: U32::new(entry as u32),
         reserved: U32::new(0),
     };
-    let body = &entries[..count];
-    let payload_bytes = core::mem::size_of::<ListHeader>() + body.as_bytes().len();
+    let payload_bytes = core::mem::size_of::<ListHeader>() + count * entry;
     let header = response_header(command, sequence, status::OK, payload_bytes);
-    let (head, rest) = out.split_at_mut(RESPONSE_HEADER_BYTES);
-    head.copy_from_slice(header.as_bytes());
-    let (lh, rest) = rest.split_at_mut(core::mem::size_of::<ListHeader>());
-    lh.copy_from_slice(list.as_bytes());
-    rest[..body.as_bytes().len()].copy_from_slice(body.as_bytes());
-    Ok(RESPONSE_HEADER_BYTES + payload_bytes)
+    out[..RESPONSE_HEADER_BYTES].copy_from_slice(header.as_bytes());
+    out[RESPONSE_HEADER_BYTES..LIST_ENTRIES].copy_from_slice(list.as_bytes());
+    RESPONSE_HEADER_BYTES + payload_bytes
 }
 
 /// Writes a request (the app's side); returns the bytes written. A decoded request re-encodes

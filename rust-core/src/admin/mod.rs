@@ -9,9 +9,14 @@
 //! - [`decode`]: [`decode_request`] and every named [`AdminError`]; the app's
 //!   [`decode_response`] and [`decode_list`].
 //! - [`encode`]: responses, list responses truncated to fit, and requests.
+//! - [`engine`]: where a request is carried out: slots, tickets, the firmware's management
+//!   requests and their replies.
+//! - [`stats`]: the I/O statistics `IO_STATS` reports.
 
 pub mod decode;
 pub mod encode;
+pub mod engine;
+pub mod stats;
 pub mod wire;
 
 #[cfg(test)]
@@ -21,5 +26,7 @@ pub use decode::{
     decode_list, decode_request, decode_response, level_minimum_drives, AdminError, Body, Request,
     Response,
 };
-pub use encode::{encode_error, encode_list, encode_request, encode_response};
+pub use encode::{encode_error, encode_list, encode_list_iter, encode_request, encode_response};
+pub use engine::{AdminCallError, AdminEngine, ADMIN_SLOTS, MAX_RESPONSE};
+pub use stats::IoStatsTable;
 pub use wire::{command, is_destructive, status};

@@ -134,7 +134,13 @@ pub enum ControlKind {
         task: TaskId,
         tag: u32,
     },
+    /// The stage's own management request (LIST_VOLUMES, EVENTS_SINCE for hot plug).
     Management {
+        opcode: u8,
+    },
+    /// A management request carried out for the admin engine ([`crate::admin::engine`]): its
+    /// reply goes to the admin request that sent it, never to the stage's work.
+    Admin {
         opcode: u8,
     },
     Io,
@@ -638,6 +644,32 @@ impl Firmware {
         opcode: u8,
         args: [u32; 4],
     ) -> Result<(), RequestError> {
+        self.send_management(platform, ControlKind::Management { opcode }, opcode, args)
+    }
+
+    /// As [`Firmware::management`], for the admin engine: the reply is reported as
+    /// [`ControlKind::Admin`].
+    pub fn admin_management<P: Platform>(
+        &mut self,
+        platform: &mut P,
+        opcode: u8,
+        args: [u32; 4],
+    ) -> Result<(), RequestError> {
+        self.send_management(platform, ControlKind::Admin { opcode }, opcode, args)
+    }
+
+    /// Whether the control frame is in use (a management request, an abort, stage 2's read).
+    pub fn control_busy(&self) -> bool {
+        self.control.is_some()
+    }
+
+    fn send_management<P: Platform>(
+        &mut self,
+        platform: &mut P,
+        kind: ControlKind,
+        opcode: u8,
+        args: [u32; 4],
+    ) -> Result<(), RequestError> {
         if self.phase != Phase::Operational || self.control.is_some() {
             return Err(RequestError::RingFull);
         }
@@ -664,7 +696,7 @@ impl Firmware {
             frame: U64::new(control.iova),
         };
         self.post(platform, &d).inspect_err(|_| self.tags.clear(CONTROL_SMID))?;
-        self.control = Some(ControlKind::Management { opcode });
+        self.control = Some(kind);
         Ok(())
     }
 

@@ -194,14 +194,54 @@ pub mod mgmt {
     pub const LIST_DRIVES: u8 = 0x03;
     /// Fills [`super::EventEntry`]s with sequence > `args[0]`.
     pub const EVENTS_SINCE: u8 = 0x04;
-    /// args: [level (0, 1, 5, 10), strip bytes, drive bitmap low, drive bitmap high].
+    /// args: [level (0, 1, 5, 10) in bits 0..8 | log2(block size) in bits 8..16 (0: the
+    /// firmware's default, 9: 512, 12: 4096), strip bytes, drive bitmap low, drive bitmap
+    /// high]. The buffer returns the new volume's [`super::VolumeEntry`].
     pub const CREATE_VOLUME: u8 = 0x10;
     /// args: [volume id].
     pub const DELETE_VOLUME: u8 = 0x11;
-    /// args: [drive id, 1 = make spare / 0 = clear].
+    /// args: [drive id, 1 = make spare / 0 = clear, the volume a spare is dedicated to
+    /// ([`GLOBAL_SPARE`] or 0 with `args[1]` = 1 and no dedication: a global spare)].
     pub const SET_HOT_SPARE: u8 = 0x12;
     /// args: [volume id, drive id].
     pub const START_REBUILD: u8 = 0x13;
+
+    /// SET_HOT_SPARE `args[2]`: a global spare.
+    pub const GLOBAL_SPARE: u32 = 0xFFFF;
+}
+
+/// The `scsi_status` of MANAGEMENT and ABORT_TASK replies (SCSI_IO replies carry a SCSI
+/// status). The one definition: the simulated firmware answers with these too.
+pub mod mgmt_status {
+    pub const SUCCESS: u8 = 0x00;
+    /// Unknown request function or management opcode.
+    pub const INVALID_FUNCTION: u8 = 0x01;
+    pub const INVALID_ARGUMENT: u8 = 0x02;
+    /// No such volume or drive; for ABORT_TASK: the SMID is not queued (running or done).
+    pub const NOT_FOUND: u8 = 0x03;
+    /// The object's state forbids it (drive in use, rebuild running).
+    pub const BUSY: u8 = 0x04;
+    /// The opcode returns data but the frame names no buffer.
+    pub const NO_BUFFER: u8 = 0x05;
+    /// The array cannot do this.
+    pub const UNSUPPORTED: u8 = 0x06;
+    /// The array tried and failed (a drive or its backing store).
+    pub const FAILED: u8 = 0x07;
+
+    /// The status's name, or `None` for a value the firmware interface does not define.
+    pub const fn name(status: u8) -> Option<&'static str> {
+        Some(match status {
+            SUCCESS => "SUCCESS",
+            INVALID_FUNCTION => "INVALID_FUNCTION",
+            INVALID_ARGUMENT => "INVALID_ARGUMENT",
+            NOT_FOUND => "NOT_FOUND",
+            BUSY => "BUSY",
+            NO_BUFFER => "NO_BUFFER",
+            UNSUPPORTED => "UNSUPPORTED",
+            FAILED => "FAILED",
+            _ => return None,
+        })
+    }
 }
 
 /// A MANAGEMENT request frame (in the task's DMA frame, instead of a [`RequestFrame`]).
