@@ -598,6 +598,149 @@ pub unsafe extern "C" fn dk_stop_controller(core: *mut dk_core) -> dk_ioreturn {
     }
 }
 
+/// An admin call's error: logged by name unless it is the answer the call exists to give
+/// (nothing ready, no such ticket), converted to its IOReturn.
+fn admin_fail(call: &str, err: dkraid_core::admin::AdminCallError) -> dk_ioreturn {
+    use dkraid_core::admin::AdminCallError;
+    match err {
+        AdminCallError::NotFound { .. } | AdminCallError::NotReady { .. } => {
+            log::debug!("dkraid: {call}: {err}");
+            err.ioreturn().0
+        }
+        _ => fail(format_args!("{call}: {err}"), err.ioreturn()),
+    }
+}
+
+/// Take one admin request; every request gets a ticket.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `request` NULL or valid for reads of `length`
+/// bytes; `out_ticket` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_admin_submit(
+    core: *mut dk_core,
+    request: *const u8,
+    length: usize,
+    entitled: bool,
+    out_ticket: *mut u32,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_admin_submit";
+    if request.is_null() || out_ticket.is_null() || !out_ticket.is_aligned() {
+        return fail(format_args!("{CALL}: a pointer is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: non-NULL (checked); the caller promises `length` readable bytes, and u8 has no
+    // alignment requirement. Nothing past `length` is read.
+    let bytes = unsafe { core::slice::from_raw_parts(request, length) };
+    // SAFETY: forwarded from the caller.
+    let cell = match unsafe { core_cell(core, CALL) } {
+        Ok(cell) => cell,
+        Err(status) => return status,
+    };
+    match cell.controller.admin_submit(bytes, entitled) {
+        // SAFETY: forwarded from the caller.
+        Ok(ticket) => unsafe { write_out(out_ticket, ticket, CALL) },
+        Err(err) => admin_fail(CALL, err),
+    }
+}
+
+/// The next ticket whose response became ready and was not reported yet.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `out_ticket` and `out_bytes` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_admin_next_ready(
+    core: *mut dk_core,
+    out_ticket: *mut u32,
+    out_bytes: *mut u32,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_admin_next_ready";
+    if out_ticket.is_null()
+        || !out_ticket.is_aligned()
+        || out_bytes.is_null()
+        || !out_bytes.is_aligned()
+    {
+        return fail(format_args!("{CALL}: a pointer is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: forwarded from the caller.
+    let cell = match unsafe { core_cell(core, CALL) } {
+        Ok(cell) => cell,
+        Err(status) => return status,
+    };
+    match cell.controller.admin_next_ready() {
+        Some((ticket, bytes)) => {
+            // SAFETY: non-NULL and aligned (checked); the caller promises it is writable.
+            unsafe { out_ticket.write(ticket) };
+            // SAFETY: as above.
+            unsafe { out_bytes.write(bytes) };
+            ok()
+        }
+        None => IOReturn::kIOReturnNotFound.0,
+    }
+}
+
+/// Copy a ready ticket's response into `out` and free its slot.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`; `out` NULL or valid for writes of `capacity`
+/// bytes; `out_bytes` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn dk_admin_fetch(
+    core: *mut dk_core,
+    ticket: u32,
+    out: *mut u8,
+    capacity: usize,
+    out_bytes: *mut usize,
+) -> dk_ioreturn {
+    const CALL: &str = "dk_admin_fetch";
+    if out.is_null() || out_bytes.is_null() || !out_bytes.is_aligned() {
+        return fail(format_args!("{CALL}: a pointer is NULL"), IOReturn::kIOReturnBadArgument);
+    }
+    // SAFETY: non-NULL (checked); the caller promises `capacity` writable bytes not aliased
+    // for the duration of the call; u8 has no alignment requirement.
+    let buffer = unsafe { core::slice::from_raw_parts_mut(out, capacity) };
+    // SAFETY: forwarded from the caller.
+    let cell = match unsafe { core_cell(core, CALL) } {
+        Ok(cell) => cell,
+        Err(status) => return status,
+    };
+    match cell.controller.admin_fetch(ticket, buffer) {
+        // SAFETY: forwarded from the caller.
+        Ok(n) => unsafe { write_out(out_bytes, n, CALL) },
+        Err(err) => admin_fail(CALL, err),
+    }
+}
+
+/// Forget a ticket (its client went away).
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_admin_cancel(core: *mut dk_core, ticket: u32) -> dk_ioreturn {
+    const CALL: &str = "dk_admin_cancel";
+    // SAFETY: forwarded from the caller.
+    let cell = match unsafe { core_cell(core, CALL) } {
+        Ok(cell) => cell,
+        Err(status) => return status,
+    };
+    match cell.controller.admin_cancel(ticket) {
+        Ok(()) => ok(),
+        Err(err) => admin_fail(CALL, err),
+    }
+}
+
+/// The newest event sequence number the firmware announced (0: none, or not a live core).
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_admin_event_sequence(core: *const dk_core) -> u64 {
+    // SAFETY: forwarded from the caller; only read through the reference.
+    match unsafe { core_cell(core.cast_mut(), "dk_admin_event_sequence") } {
+        Ok(cell) => cell.controller.admin_event_sequence(),
+        Err(_) => 0,
+    }
+}
+
 /// Release every DMA buffer and end the core. Calling it again, or with NULL, logs and does
 /// nothing.
 ///

@@ -21,6 +21,7 @@
 #define kIOReturnNotReady ((dk_ioreturn)0xe00002d8)
 #define kIOReturnNoSpace ((dk_ioreturn)0xe00002db)
 #define kIOReturnUnderrun ((dk_ioreturn)0xe00002e7)
+#define kIOReturnNotFound ((dk_ioreturn)0xe00002f0)
 
 static int passed, failed;
 
@@ -402,6 +403,114 @@ static void test_mapping_failures(void) {
     }
 }
 
+/* An admin request (docs/ADMIN-PROTOCOL.md): the 16-byte little-endian header, then the
+ * payload. Returns its size. */
+static size_t admin_request(uint8_t *out, uint16_t command, uint32_t sequence,
+                            const uint8_t *payload, uint32_t payload_bytes) {
+    const uint32_t magic = 0x44414B44u;
+    const uint16_t version = 1;
+    uint8_t h[16] = {
+        (uint8_t)magic, (uint8_t)(magic >> 8), (uint8_t)(magic >> 16), (uint8_t)(magic >> 24),
+        (uint8_t)version, (uint8_t)(version >> 8), (uint8_t)command, (uint8_t)(command >> 8),
+        (uint8_t)payload_bytes, (uint8_t)(payload_bytes >> 8), (uint8_t)(payload_bytes >> 16),
+        (uint8_t)(payload_bytes >> 24), (uint8_t)sequence, (uint8_t)(sequence >> 8),
+        (uint8_t)(sequence >> 16), (uint8_t)(sequence >> 24),
+    };
+    memcpy(out, h, sizeof h);
+    if (payload_bytes) memcpy(out + 16, payload, payload_bytes);
+    return 16 + payload_bytes;
+}
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The admin calls as the user client makes them, in stage 1 (no controller: everything is
+ * answered at once). */
+static void test_admin(void) {
+    struct fake f;
+    fake_init(&f, 16384);
+    dk_platform t = table_for(&f);
+    dk_core_config c = config_for(16384, 4);
+    c.stage = DK_STAGE_FAKE_BLOCK;
+    void *mem = core_memory();
+    dk_core *core = NULL;
+    CHECK_RET(dk_core_init(mem, dk_core_size(), &t, &c, &core), kIOReturnSuccess);
+    CHECK(dk_admin_event_sequence(core) == 0, "no events in stage 1");
+    CHECK(dk_admin_event_sequence(NULL) == 0, "a NULL core has no events");
+
+    uint8_t req[DK_ADMIN_MAX_RESPONSE + 16];
+    uint8_t resp[DK_ADMIN_MAX_RESPONSE];
+    uint32_t ticket = 0, ready = 0, bytes = 0;
+    size_t got = 0;
+    /* STAGE_GET: answered by the core at once. */
+    size_t n = admin_request(req, 0x08, 77, NULL, 0);
+    CHECK_RET(dk_admin_submit(core, req, n, false, &ticket), kIOReturnSuccess);
+    CHECK(ticket != 0, "a ticket, never 0");
+    CHECK_RET(dk_admin_next_ready(core, &ready, &bytes), kIOReturnSuccess);
+    CHECK(ready == ticket && bytes == 24, "ticket %u ready with %u bytes", ready, bytes);
+    CHECK_RET(dk_admin_next_ready(core, &ready, &bytes), kIOReturnNotFound); /* reported once */
+    CHECK_RET(dk_admin_fetch(core, ticket, resp, 10, &got), kIOReturnNoSpace);
+    CHECK(logged(&f, "AdminResponseTooLarge"), "log: %s", f.log);
+    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK(got == 24, "%zu bytes", got);
+    CHECK(le32(resp) == 0x44414B44u && le32(resp + 8) == 0 && le32(resp + 16) == 77 &&
+              le32(resp + 20) == DK_STAGE_FAKE_BLOCK,
+          "STAGE_GET's response: status %u, stage %u", le32(resp + 8), le32(resp + 20));
+    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnNotFound);
+
+    /* A firmware-backed command in stage 1: NotReady (15), at once. */
+    n = admin_request(req, 0x02, 5, NULL, 0);
+    uint32_t second = 0;
+    CHECK_RET(dk_admin_submit(core, req, n, false, &second), kIOReturnSuccess);
+    CHECK(second > ticket, "tickets increase: %u after %u", second, ticket);
+    CHECK_RET(dk_admin_fetch(core, second, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK(got == 20 && le32(resp + 8) == 15, "VOLUME_LIST in stage 1: status %u", le32(resp + 8));
+
+    /* Destructive without the entitlement: NotPermitted (12). A malformed request gets a
+     * ticket too, and a request longer than 4096 bytes is RequestTooLarge (4). */
+    uint8_t vref[4] = {1, 0, 0, 0};
+    n = admin_request(req, 0x11, 6, vref, 4);
+    CHECK_RET(dk_admin_submit(core, req, n, false, &ticket), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK(le32(resp + 8) == 12, "VOLUME_DELETE unentitled: status %u", le32(resp + 8));
+    CHECK_RET(dk_admin_submit(core, req, 3, true, &ticket), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK(le32(resp + 8) == 3, "3 bytes: ShortRequest, status %u", le32(resp + 8));
+    memset(req, 0, sizeof req);
+    CHECK_RET(dk_admin_submit(core, req, sizeof req, true, &ticket), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK(le32(resp + 8) == 4, "RequestTooLarge, status %u", le32(resp + 8));
+
+    /* Slots: DK_ADMIN_SLOTS, then kIOReturnNoResources; cancel frees one. */
+    uint32_t tickets[DK_ADMIN_SLOTS];
+    n = admin_request(req, 0x08, 1, NULL, 0);
+    for (unsigned i = 0; i < DK_ADMIN_SLOTS; i++)
+        CHECK_RET(dk_admin_submit(core, req, n, false, &tickets[i]), kIOReturnSuccess);
+    CHECK_RET(dk_admin_submit(core, req, n, false, &ticket), kIOReturnNoResources);
+    CHECK(logged(&f, "AdminSlotsFull"), "log: %s", f.log);
+    CHECK_RET(dk_admin_cancel(core, tickets[0]), kIOReturnSuccess);
+    CHECK_RET(dk_admin_cancel(core, tickets[0]), kIOReturnNotFound);
+    CHECK_RET(dk_admin_submit(core, req, n, false, &ticket), kIOReturnSuccess);
+    for (unsigned i = 1; i < DK_ADMIN_SLOTS; i++)
+        CHECK_RET(dk_admin_fetch(core, tickets[i], resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+
+    /* NULL pointers. */
+    CHECK_RET(dk_admin_submit(core, NULL, 16, false, &ticket), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_submit(core, req, n, false, NULL), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_submit(NULL, req, n, false, &ticket), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_next_ready(core, NULL, &bytes), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_next_ready(core, &ready, NULL), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_fetch(core, 1, NULL, 10, &got), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_fetch(core, 1, resp, sizeof resp, NULL), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_cancel(NULL, 1), kIOReturnBadArgument);
+    dk_core_teardown(core);
+    CHECK_RET(dk_admin_cancel(core, 1), kIOReturnNotReady); /* a dead handle */
+    CHECK(dk_admin_event_sequence(core) == 0, "a dead handle has no events");
+    free(mem);
+}
+
 int main(void) {
     CHECK(sizeof(dk_scsi_user_parallel_task) == 128, "task size");
     CHECK(sizeof(dk_scsi_user_parallel_response) == 384, "response size");
@@ -415,6 +524,7 @@ int main(void) {
     test_bad_init();
     test_stage_parse();
     test_mapping_failures();
+    test_admin();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
