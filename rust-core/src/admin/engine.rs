@@ -342,6 +342,12 @@ impl AdminEngine {
         }
     }
 
+    /// An engine whose next ticket follows `last` (tests of the wrap).
+    #[cfg(test)]
+    pub(crate) fn with_last_ticket(last: u32) -> AdminEngine {
+        AdminEngine { last_ticket: last, ..AdminEngine::new() }
+    }
+
     fn slot_of(&self, ticket: u32) -> Option<usize> {
         if ticket == 0 {
             return None;

@@ -20,6 +20,8 @@ pub mod stats;
 pub mod wire;
 
 #[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
 mod tests;
 
 pub use decode::{

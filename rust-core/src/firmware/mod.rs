@@ -5,7 +5,7 @@
 //! aborts and reset recovery ([`driver`]).
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub mod driver;
 pub mod reply;

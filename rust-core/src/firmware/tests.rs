@@ -19,7 +19,7 @@ use crate::platform::fake::FakePlatform;
 use crate::task_pool::{SlotState, TaskId, TaskPool};
 
 /// The firmware's side, as the test plays it.
-struct Device {
+pub(crate) struct Device {
     request_ring: u64,
     reply_ring: u64,
     entries: u16,
@@ -36,13 +36,18 @@ fn set(p: &mut FakePlatform, offset: u64, value: u32) {
     p.registers.insert((0, offset), u64::from(value));
 }
 
+/// The firmware's state register, as the device sets it.
+pub(crate) fn set_state(p: &mut FakePlatform, state: u32) {
+    set(p, reg::FW_STATE, state);
+}
+
 fn get(p: &FakePlatform, offset: u64) -> u32 {
     p.registers.get(&(0, offset)).copied().unwrap_or(0) as u32
 }
 
 impl Device {
     /// Power on: READY with facts.
-    fn ready(p: &mut FakePlatform) {
+    pub(crate) fn ready(p: &mut FakePlatform) {
         set(p, reg::FW_STATE, fw_state::READY);
         set(p, reg::MAX_COMMANDS, 256);
         set(p, reg::MAX_TARGETS, 128);
@@ -51,7 +56,7 @@ impl Device {
     }
 
     /// Handle the INIT doorbell.
-    fn init(p: &mut FakePlatform) -> Device {
+    pub(crate) fn init(p: &mut FakePlatform) -> Device {
         assert_eq!(get(p, reg::DOORBELL), doorbell::INIT);
         let iova =
             u64::from(get(p, reg::INIT_FRAME_LO)) | (u64::from(get(p, reg::INIT_FRAME_HI)) << 32);
@@ -71,7 +76,7 @@ impl Device {
     }
 
     /// Take every posted request: (descriptor, frame).
-    fn take(&mut self, p: &mut FakePlatform) -> Vec<(RequestDescriptor, RequestFrame)> {
+    pub(crate) fn take(&mut self, p: &mut FakePlatform) -> Vec<(RequestDescriptor, RequestFrame)> {
         let producer = get(p, reg::REQUEST_PRODUCER) as u16;
         let mut out = Vec::new();
         while self.request_consumer != producer {
@@ -93,13 +98,20 @@ impl Device {
     }
 
     /// A sealed reply echoing the tag of `smid`'s newest request (0 if none was taken).
-    fn reply(&mut self, p: &mut FakePlatform, smid: u16, status: u8, flags: u8, transferred: u32) {
+    pub(crate) fn reply(
+        &mut self,
+        p: &mut FakePlatform,
+        smid: u16,
+        status: u8,
+        flags: u8,
+        transferred: u32,
+    ) {
         let tag = self.tags.get(&smid).copied().unwrap_or(0);
         self.reply_tagged(p, smid, status, flags, transferred, tag);
     }
 
     /// A sealed reply with this tag, at the producer, in this lap's phase.
-    fn reply_tagged(
+    pub(crate) fn reply_tagged(
         &mut self,
         p: &mut FakePlatform,
         smid: u16,
@@ -113,7 +125,7 @@ impl Device {
     }
 
     /// Write `r` as is at the producer and advance.
-    fn post(&mut self, p: &mut FakePlatform, r: &ReplyDescriptor) {
+    pub(crate) fn post(&mut self, p: &mut FakePlatform, r: &ReplyDescriptor) {
         let at = self.reply_ring + u64::from(self.reply_producer) * ENTRY as u64;
         p.dma(at, ENTRY).unwrap().copy_from_slice(r.as_bytes());
         self.reply_producer += 1;
@@ -490,13 +502,13 @@ fn bring_up_failures_are_named_and_bounded() {
     let _ = frame_layout::SENSE;
 }
 
-mod stages {
+pub(crate) mod stages {
     use super::*;
     use crate::controller::{Controller, TaskDisposition};
     use crate::firmware::wire::{mgmt, MgmtFrame, Sge, VolumeEntry};
     use zerocopy::little_endian::{U16, U32, U64};
 
-    fn controller(stage: u32) -> Controller<FakePlatform> {
+    pub(crate) fn controller(stage: u32) -> Controller<FakePlatform> {
         let cfg = abi::dk_core_config {
             abi_version: abi::DK_ABI_VERSION,
             stage,
@@ -518,7 +530,7 @@ mod stages {
         c
     }
 
-    fn service(
+    pub(crate) fn service(
         c: &mut Controller<FakePlatform>,
         now: u64,
     ) -> (Vec<abi::dk_scsi_user_parallel_response>, u64) {
@@ -528,7 +540,7 @@ mod stages {
     }
 
     /// Up to OPERATIONAL; the device's side.
-    fn bring_up(c: &mut Controller<FakePlatform>) -> Device {
+    pub(crate) fn bring_up(c: &mut Controller<FakePlatform>) -> Device {
         assert!(service(c, 0).1 > 0, "waiting for READY, polling");
         Device::ready(c.platform_mut());
         service(c, 1_000);
@@ -653,7 +665,11 @@ mod stages {
     }
 
     /// The device answers stage 3's LIST_VOLUMES with these volumes (1 Mi blocks of 512).
-    fn answer_list_volumes(c: &mut Controller<FakePlatform>, dev: &mut Device, ids: &[u16]) {
+    pub(crate) fn answer_list_volumes(
+        c: &mut Controller<FakePlatform>,
+        dev: &mut Device,
+        ids: &[u16],
+    ) {
         let p = c.platform_mut();
         let (d, _) = dev.take(p)[0];
         let m = MgmtFrame::read_from_bytes(p.dma(d.frame.get(), 40).unwrap()).unwrap();
