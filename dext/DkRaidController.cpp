@@ -13,6 +13,7 @@
 #include <DriverKit/IOTimerDispatchSource.h>
 #include <DriverKit/IOInterruptDispatchSource.h>
 #include <DriverKit/OSCollections.h>
+#include <DriverKit/IOUserClient.h>
 #include <PCIDriverKit/PCIDriverKit.h>
 #include <SCSIControllerDriverKit/SCSIControllerDriverKit.h>
 
@@ -35,6 +36,25 @@ static_assert(sizeof(SCSIUserParallelResponse) == sizeof(dk_scsi_user_parallel_r
 #define kDkRaidFakeDiskBlockSizeKey "FakeDiskBlockSize"
 #define kDkRaidFakeDiskCapacityKey "FakeDiskCapacityBytes"
 #define kDkRaidMaximumTaskCountKey "MaximumTaskCount"
+
+/* The personality key naming the user client's properties (DRIVERKIT.md §8). */
+#define kDkRaidUserClientPropertiesKey "UserClientProperties"
+
+/* An admin ticket's waiting client: AsyncCompletion goes to `action` when the core has the
+ * response. Both are retained while waiting. */
+struct DkRaidAdminWaiter {
+    uint32_t ticket; /* 0: free */
+    IOUserClient *client;
+    OSAction *action;
+};
+
+/* A client watching for firmware events (selector WatchEvents). */
+#define kDkRaidMaxEventWatchers 8u
+struct DkRaidEventWatcher {
+    IOUserClient *client; /* nullptr: free */
+    OSAction *action;
+    uint64_t notified; /* the newest sequence this watcher was told about */
+};
 
 struct DkRaidController_IVars {
     IOPCIDevice *pci;
@@ -61,6 +81,9 @@ struct DkRaidController_IVars {
     uint64_t serviceArmedAt; /* 0: the service timer is not armed (guarded by coreLock) */
     /* Completions of tasks the hardware owns, retained until they complete (by task ID). */
     OSAction *inFlight[DK_MAX_TASK_COUNT + 1];
+    /* Admin requests and event watches of the open user clients (guarded by coreLock). */
+    DkRaidAdminWaiter adminWaiters[DK_ADMIN_SLOTS];
+    DkRaidEventWatcher eventWatchers[kDkRaidMaxEventWatchers];
 #if defined(DKRAID_VARIANT_BLOCKING_INIT)
     volatile bool deviceManagementAsked;
 #endif
@@ -236,6 +259,8 @@ void DkRaidController::Service(uint64_t now)
     }
     /* Stage 3: listed volumes and volume events become target work. */
     ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, now, 0);
+    /* Admin responses the firmware finished, and new events for watching clients. */
+    DeliverAdminCompletions();
 }
 
 kern_return_t DkRaidController::CompleteTask(OSAction *completion, const void *response)
@@ -422,6 +447,20 @@ kern_return_t IMPL(DkRaidController, Stop)
             LogFailure("dk_fail_task", ret);
         }
         completion->release();
+    }
+    /* Admin tickets and event watches still held (a client that has not closed yet): their
+     * actions and clients are released; the clients' own Stop finds nothing left. */
+    if (ivars->coreLock != nullptr) {
+        CoreLock lock(ivars->coreLock);
+        for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
+            OSSafeReleaseNULL(ivars->adminWaiters[i].action);
+            OSSafeReleaseNULL(ivars->adminWaiters[i].client);
+            ivars->adminWaiters[i].ticket = 0;
+        }
+        for (uint32_t i = 0; i < kDkRaidMaxEventWatchers; i++) {
+            OSSafeReleaseNULL(ivars->eventWatchers[i].action);
+            OSSafeReleaseNULL(ivars->eventWatchers[i].client);
+        }
     }
     if (ivars->core != nullptr) {
         kern_return_t ret = DKRAID_LOCKED(dk_stop_controller(ivars->core));
@@ -841,4 +880,208 @@ kern_return_t IMPL(DkRaidController, UserLogicalUnitResetRequest)
 kern_return_t IMPL(DkRaidController, UserTargetResetRequest)
 {
     return TaskManagement(ivars, DK_TMF_TARGET_RESET, theT, 0, 0, response);
+}
+
+/* ------------------------------------------------------------------------- admin client -- */
+
+/* IOServiceOpen from the admin app: the kernel asks for a connection of `type` (only 0 exists).
+ * The client object is made from the personality's UserClientProperties, so its class comes
+ * from Info.plist (IOUserClass = DkRaidUserClient) and the kernel starts it with this
+ * controller as its provider. */
+kern_return_t IMPL(DkRaidController, NewUserClient)
+{
+    if (userClient == nullptr) {
+        return kIOReturnBadArgument;
+    }
+    if (type != 0) {
+        LogFailure("NewUserClient: unknown connection type", kIOReturnUnsupported);
+        return kIOReturnUnsupported;
+    }
+    IOService *created = nullptr;
+    kern_return_t ret = Create(this, kDkRaidUserClientPropertiesKey, &created);
+    if (ret != kIOReturnSuccess) {
+        LogFailure("NewUserClient: Create(UserClientProperties)", ret);
+        return ret;
+    }
+    *userClient = OSDynamicCast(IOUserClient, created);
+    if (*userClient == nullptr) {
+        LogFailure("NewUserClient: UserClientProperties does not make an IOUserClient",
+                   kIOReturnUnsupported);
+        created->release();
+        return kIOReturnUnsupported;
+    }
+    return kIOReturnSuccess;
+}
+
+kern_return_t DkRaidController::AdminSubmit(IOUserClient *client, OSAction *completion,
+                                            const uint8_t *request, size_t length, bool entitled,
+                                            uint32_t *ticket)
+{
+    if (client == nullptr || completion == nullptr || ticket == nullptr || ivars->core == nullptr) {
+        return kIOReturnBadArgument;
+    }
+    {
+        CoreLock lock(ivars->coreLock);
+        DkRaidAdminWaiter *waiter = nullptr;
+        for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
+            if (ivars->adminWaiters[i].ticket == 0) {
+                waiter = &ivars->adminWaiters[i];
+                break;
+            }
+        }
+        if (waiter == nullptr) {
+            return kIOReturnNoResources;
+        }
+        kern_return_t ret = dk_admin_submit(ivars->core, request, length, entitled, ticket);
+        if (ret != kIOReturnSuccess) {
+            return ret;
+        }
+        /* The action is retained only for the duration of ExternalMethod: keep it. */
+        completion->retain();
+        client->retain();
+        waiter->ticket = *ticket;
+        waiter->client = client;
+        waiter->action = completion;
+        /* The firmware-backed commands go out from the next service pass. */
+        ArmServiceLocked(ivars, mach_absolute_time());
+    }
+    /* Requests the core answered at once (a malformed one, STAGE_GET, IO_STATS, stages 0
+     * and 1) complete now. */
+    DeliverAdminCompletions();
+    return kIOReturnSuccess;
+}
+
+kern_return_t DkRaidController::AdminFetch(uint32_t ticket, uint8_t *response, size_t capacity,
+                                           size_t *bytes)
+{
+    if (ivars->core == nullptr) {
+        return kIOReturnNotReady;
+    }
+    return DKRAID_LOCKED(dk_admin_fetch(ivars->core, ticket, response, capacity, bytes));
+}
+
+kern_return_t DkRaidController::AdminWatchEvents(IOUserClient *client, OSAction *completion,
+                                                 uint64_t *sequence)
+{
+    if (client == nullptr || completion == nullptr || sequence == nullptr || ivars->core == nullptr) {
+        return kIOReturnBadArgument;
+    }
+    CoreLock lock(ivars->coreLock);
+    DkRaidEventWatcher *slot = nullptr;
+    for (uint32_t i = 0; i < kDkRaidMaxEventWatchers; i++) {
+        DkRaidEventWatcher *w = &ivars->eventWatchers[i];
+        if (w->client == client) {
+            /* A second watch from the same connection replaces the first. */
+            OSSafeReleaseNULL(w->action);
+            w->client->release();
+            w->client = nullptr;
+        }
+        if (w->client == nullptr && slot == nullptr) {
+            slot = w;
+        }
+    }
+    if (slot == nullptr) {
+        return kIOReturnNoResources;
+    }
+    completion->retain();
+    client->retain();
+    slot->client = client;
+    slot->action = completion;
+    slot->notified = dk_admin_event_sequence(ivars->core);
+    *sequence = slot->notified;
+    return kIOReturnSuccess;
+}
+
+void DkRaidController::AdminClientClosed(IOUserClient *client)
+{
+    if (ivars->core == nullptr) {
+        return;
+    }
+    CoreLock lock(ivars->coreLock);
+    for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
+        DkRaidAdminWaiter *w = &ivars->adminWaiters[i];
+        if (w->ticket != 0 && w->client == client) {
+            /* A command the firmware is running finishes into nothing. */
+            (void)dk_admin_cancel(ivars->core, w->ticket);
+            OSSafeReleaseNULL(w->action);
+            OSSafeReleaseNULL(w->client);
+            w->ticket = 0;
+        }
+    }
+    for (uint32_t i = 0; i < kDkRaidMaxEventWatchers; i++) {
+        DkRaidEventWatcher *w = &ivars->eventWatchers[i];
+        if (w->client == client) {
+            OSSafeReleaseNULL(w->action);
+            OSSafeReleaseNULL(w->client);
+        }
+    }
+}
+
+/* Hand every ready admin response to its client, and tell watching clients about new events.
+ * AsyncCompletion is sent without the core lock held; the client and action stay retained
+ * until it returned. */
+void DkRaidController::DeliverAdminCompletions()
+{
+    if (ivars->core == nullptr) {
+        return;
+    }
+    for (;;) {
+        uint32_t ticket = 0;
+        uint32_t bytes = 0;
+        IOUserClient *client = nullptr;
+        OSAction *action = nullptr;
+        {
+            CoreLock lock(ivars->coreLock);
+            if (dk_admin_next_ready(ivars->core, &ticket, &bytes) != kIOReturnSuccess) {
+                break;
+            }
+            for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
+                DkRaidAdminWaiter *w = &ivars->adminWaiters[i];
+                if (w->ticket == ticket) {
+                    client = w->client;
+                    action = w->action;
+                    *w = DkRaidAdminWaiter{};
+                    break;
+                }
+            }
+            if (client == nullptr) {
+                /* Nobody waits for it (the connection closed): free the slot. */
+                (void)dk_admin_cancel(ivars->core, ticket);
+                continue;
+            }
+        }
+        IOUserClientAsyncArgumentsArray args = {};
+        args[0] = ticket;
+        args[1] = bytes;
+        client->AsyncCompletion(action, kIOReturnSuccess, args, 2);
+        action->release();
+        client->release();
+    }
+    IOUserClient *clients[kDkRaidMaxEventWatchers] = {};
+    OSAction *actions[kDkRaidMaxEventWatchers] = {};
+    uint64_t sequence = 0;
+    {
+        CoreLock lock(ivars->coreLock);
+        sequence = dk_admin_event_sequence(ivars->core);
+        for (uint32_t i = 0; i < kDkRaidMaxEventWatchers; i++) {
+            DkRaidEventWatcher *w = &ivars->eventWatchers[i];
+            if (w->client != nullptr && w->notified < sequence) {
+                w->notified = sequence;
+                w->client->retain();
+                w->action->retain();
+                clients[i] = w->client;
+                actions[i] = w->action;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < kDkRaidMaxEventWatchers; i++) {
+        if (clients[i] == nullptr) {
+            continue;
+        }
+        IOUserClientAsyncArgumentsArray args = {};
+        args[0] = sequence;
+        clients[i]->AsyncCompletion(actions[i], kIOReturnSuccess, args, 1);
+        actions[i]->release();
+        clients[i]->release();
+    }
 }

@@ -13,8 +13,19 @@ mod variants;
 use std::path::{Path, PathBuf};
 
 /// Names the dext defines with external linkage, renamed per build.
-const RENAMED: &[&str] =
-    &["DkRaidController", "DkRaidController_IVars", "DkRaidPlatformInit", "DkRaidPlatformRelease"];
+const RENAMED: &[&str] = &[
+    "DkRaidController",
+    "DkRaidController_IVars",
+    "DkRaidUserClient",
+    "DkRaidUserClient_IVars",
+    "DkRaidPlatformInit",
+    "DkRaidPlatformRelease",
+];
+
+/// The user client's class info symbol of a build.
+fn user_client_symbol(variant: Option<&variants::Variant>) -> String {
+    format!("{}_user_client", variants::class_info_symbol(variant))
+}
 
 fn cpp_build(includes: &[PathBuf]) -> cc::Build {
     let mut build = cc::Build::new();
@@ -38,16 +49,21 @@ fn main() {
     let iig_out = out.join("iig");
     std::fs::create_dir_all(&iig_out).unwrap();
 
-    // 1. iig.
-    let iig_path = root.join("iig/DkRaidController.iig");
-    println!("cargo:rerun-if-changed={}", iig_path.display());
-    let text = std::fs::read_to_string(&iig_path).unwrap();
-    let file = iig::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", iig_path.display()));
-    std::fs::write(
-        iig_out.join("DkRaidController.h"),
-        iig::generate_header(&file, "iig/DkRaidController.iig"),
-    )
-    .unwrap();
+    // 1. iig: the controller and the user client.
+    let translate = |name: &str| {
+        let iig_path = root.join(format!("iig/{name}.iig"));
+        println!("cargo:rerun-if-changed={}", iig_path.display());
+        let text = std::fs::read_to_string(&iig_path).unwrap();
+        let file = iig::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", iig_path.display()));
+        std::fs::write(
+            iig_out.join(format!("{name}.h")),
+            iig::generate_header(&file, &format!("iig/{name}.iig")),
+        )
+        .unwrap();
+        file
+    };
+    let file = translate("DkRaidController");
+    let user_client_file = translate("DkRaidUserClient");
 
     let shim_include = manifest.join("shim/include");
     let includes =
@@ -66,10 +82,15 @@ fn main() {
 
     // The Rust side's table of variant builds.
     let mut table = String::from("extern \"C\" {\n");
+    table.push_str(&format!("    fn {}() -> *const DkSimClassInfo;\n", user_client_symbol(None)));
     for v in variants::VARIANTS {
         table.push_str(&format!(
             "    fn {}() -> *const DkSimClassInfo;\n",
             variants::class_info_symbol(Some(v))
+        ));
+        table.push_str(&format!(
+            "    fn {}() -> *const DkSimClassInfo;\n",
+            user_client_symbol(Some(v))
         ));
     }
     table.push_str("}\n\n/// The class info of a variant build.\nfn variant_class_info(name: &str) -> Option<*const DkSimClassInfo> {\n    match name {\n");
@@ -78,6 +99,19 @@ fn main() {
             "        // SAFETY: a generated function returning a pointer to static class info.\n        \"{}\" => Some(unsafe {{ {}() }}),\n",
             v.name,
             variants::class_info_symbol(Some(v))
+        ));
+    }
+    table.push_str("        _ => None,\n    }\n}\n");
+    table.push_str("\n/// The user client's class info of a build (None: the shipped build).\nfn user_client_class_info(variant: Option<&str>) -> Option<*const DkSimClassInfo> {\n    match variant {\n");
+    table.push_str(&format!(
+        "        // SAFETY: a generated function returning a pointer to static class info.\n        None => Some(unsafe {{ {}() }}),\n",
+        user_client_symbol(None)
+    ));
+    for v in variants::VARIANTS {
+        table.push_str(&format!(
+            "        // SAFETY: a generated function returning a pointer to static class info.\n        Some(\"{}\") => Some(unsafe {{ {}() }}),\n",
+            v.name,
+            user_client_symbol(Some(v))
         ));
     }
     table.push_str("        _ => None,\n    }\n}\n");
@@ -90,6 +124,16 @@ fn main() {
         let symbol = variants::class_info_symbol(*variant);
         let glue = iig_out.join(format!("DkRaidController_glue_{index}.cpp"));
         std::fs::write(&glue, iig::generate_glue(&file, "DkRaidController.h", &symbol)).unwrap();
+        let user_client_glue = iig_out.join(format!("DkRaidUserClient_glue_{index}.cpp"));
+        std::fs::write(
+            &user_client_glue,
+            iig::generate_glue(
+                &user_client_file,
+                "DkRaidUserClient.h",
+                &user_client_symbol(*variant),
+            ),
+        )
+        .unwrap();
         let mut build = cpp_build(&includes);
         for name in RENAMED {
             build.define(name, Some(format!("{name}__build{index}").as_str()));
@@ -100,7 +144,9 @@ fn main() {
         build
             .file(root.join("dext/DkRaidController.cpp"))
             .file(root.join("dext/DkRaidPlatform.cpp"))
+            .file(root.join("dext/DkRaidUserClient.cpp"))
             .file(&glue)
+            .file(&user_client_glue)
             .compile(&format!("dkraid_dext_{index}"));
     }
 }

@@ -50,6 +50,8 @@ pub struct BootConfig {
 pub enum Action {
     Io(crate::workload::IoConfig),
     Scsi(crate::passthrough::ScsiCommand),
+    /// `dkraid-sim serve`: the admin path on a Unix socket until a `shutdown`.
+    Serve(crate::serve::ServeConfig),
 }
 
 impl Default for BootConfig {
@@ -95,6 +97,8 @@ pub struct Report {
     pub io: Option<crate::workload::IoReport>,
     /// `dkraid-sim scsi`'s result.
     pub scsi: Option<crate::passthrough::ScsiResult>,
+    /// `dkraid-sim serve`'s result.
+    pub serve: Option<crate::serve::ServeReport>,
     /// Why the action could not run (no disk, a workload that does not fit, ...).
     pub action_error: Option<String>,
     /// The simulated controller's firmware state after the run (stages 2 and 3), e.g.
@@ -222,6 +226,7 @@ fn partial_report(
         disks: w.disks.clone(),
         io: None,
         scsi: None,
+        serve: None,
         action_error: None,
         firmware_state: None,
         volumes: Vec::new(),
@@ -244,6 +249,7 @@ pub fn boot(config: &BootConfig) -> Report {
 struct ActionResult {
     io: Option<crate::workload::IoReport>,
     scsi: Option<crate::passthrough::ScsiResult>,
+    serve: Option<crate::serve::ServeReport>,
     error: Option<String>,
 }
 
@@ -279,6 +285,32 @@ fn run_action(
             let wall = std::time::Instant::now();
             let outcome = scheduler.run();
             out.io = Some(workload.report(wall.elapsed()));
+            outcome
+        }
+        Action::Serve(cfg) => {
+            let listener = match std::os::unix::net::UnixListener::bind(&cfg.socket) {
+                Ok(l) => l,
+                Err(e) => {
+                    out.error = Some(format!("cannot listen on {}: {e}", cfg.socket.display()));
+                    return true;
+                }
+            };
+            eprintln!("dkraid-sim: serving the admin user client on {}", cfg.socket.display());
+            let report = std::rc::Rc::new(std::cell::RefCell::new(Default::default()));
+            let stop = std::rc::Rc::new(std::cell::RefCell::new(false));
+            scheduler.spawn(
+                "admin-server",
+                crate::serve::serve_thread(listener, report.clone(), stop.clone()),
+            );
+            if let Some(io) = cfg.workload {
+                scheduler.spawn(
+                    "workload",
+                    crate::serve::workload_thread(io, config.seed, report.clone(), stop.clone()),
+                );
+            }
+            let outcome = scheduler.run();
+            let _ = std::fs::remove_file(&cfg.socket);
+            out.serve = Some(report.borrow().clone());
             outcome
         }
         Action::Scsi(cmd) => {
@@ -363,6 +395,20 @@ pub fn boot_with_progress(
             }
         }
     }
+    with_world(|w| {
+        w.user_clients.class = user_client_class_info(config.variant.map(|v| v.name)).map(|p| {
+            // SAFETY: a pointer to the build's static class info.
+            let info = unsafe { &*p };
+            // SAFETY: a literal.
+            let name = unsafe { std::ffi::CStr::from_ptr(info.name) }.to_string_lossy();
+            (name.into_owned(), info.create as usize)
+        });
+        w.user_clients.properties_class = match &config.matched {
+            Some(m) => m.user_client_class.clone(),
+            // Without a bundle the personality is the shipped one's: its user client.
+            None => w.user_clients.class.as_ref().map(|(n, _)| n.clone()),
+        };
+    });
     let create = info.create;
     scheduler.spawn("kernel", move || start_phase(create));
     let outcome = scheduler.run();
@@ -384,7 +430,11 @@ pub fn boot_with_progress(
         }
     }
     if !stopped && with_world(|w| w.family.controller != 0) {
-        scheduler.spawn("kernel", stop_phase);
+        scheduler.spawn("kernel", || {
+            // Apps holding connections see them closed before the controller stops.
+            crate::userclient::close_all();
+            stop_phase();
+        });
         let outcome = scheduler.run();
         if let Outcome::Deadlock { chain, all_blocked } = &outcome {
             report_deadlock(chain, all_blocked);
@@ -406,6 +456,7 @@ pub fn boot_with_progress(
     report.started = started;
     report.io = action_result.io;
     report.scsi = action_result.scsi;
+    report.serve = action_result.serve;
     report.action_error = action_result.error;
     if let Some(c) = &controller {
         report.firmware_state = Some(crate::controller::fw_state_name(c.fw_state()));

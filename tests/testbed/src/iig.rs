@@ -377,8 +377,11 @@ pub fn queue_bindings(file: &IigFile) -> Vec<QueueBinding> {
 }
 
 /// OSObject's own virtuals: implemented as plain C++ methods, not through `IMPL`.
+/// Methods a dext overrides as plain C++ virtuals: `init`/`free`, and the SDK's LOCALONLY
+/// `IOUserClient::ExternalMethod` (iig generates no `_Impl` for a method that never crosses a
+/// process boundary).
 fn is_plain_virtual(m: &Method) -> bool {
-    matches!(m.name.as_str(), "init" | "free")
+    matches!(m.name.as_str(), "init" | "free" | "ExternalMethod")
 }
 
 fn param_list(m: &Method) -> String {

@@ -37,8 +37,14 @@ pub mod pci;
 pub mod raid;
 pub mod runtime;
 pub mod sched;
+pub mod serve;
+/// The socket protocol `dkraid-sim serve` speaks: raidctl's own module (std only), compiled
+/// here from its source so the test-bed does not depend on the CLI crate.
+#[path = "../../../tools/raidctl/src/sockwire.rs"]
+pub mod sockwire;
 pub mod tasks;
 pub mod trace;
+pub mod userclient;
 pub mod variants;
 pub mod verifier;
 pub mod workload;

@@ -219,6 +219,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Boot, then keep the simulated Mac running (paced to the wall clock) and serve the
+    /// dext's user client on a Unix socket for `raidctl --socket PATH`, until a client sends
+    /// the `shutdown` control command. Prints the report (with `--json`, one JSON object).
+    Serve {
+        #[command(flatten)]
+        boot: BootArgs,
+        /// The Unix socket to listen on (removed on exit).
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// Run a verify workload of this many bytes on the first disk, pass after pass, while
+        /// serving; any error or mismatch fails the command.
+        #[arg(long, value_name = "SIZE")]
+        verify: Option<String>,
+        /// Bytes per I/O of the workload.
+        #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+        block: String,
+        /// The workload's I/Os in flight.
+        #[arg(long, default_value_t = 4)]
+        qd: u32,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a DriverKit SCSI controller bundle without booting it: the personality, the
     /// entitlements, and QUEUENAME vs SetDispatchQueue in the sources.
     Lint {
@@ -417,6 +440,78 @@ fn main() -> ExitCode {
                         println!("{v}");
                     } else {
                         workload::print(io);
+                    }
+                }
+            });
+            if failed && report.action_error.is_none() {
+                ExitCode::from(1)
+            } else {
+                code
+            }
+        }
+        Command::Serve { boot: args, socket, verify, block, qd, json } => {
+            let workload = match &verify {
+                None => None,
+                Some(size) => {
+                    match workload::parse_size(size)
+                        .and_then(|t| Ok((t, workload::parse_size(&block)?)))
+                    {
+                        Ok((total_bytes, block_bytes)) => Some(workload::IoConfig {
+                            write: true,
+                            total_bytes,
+                            block_bytes,
+                            queue_depth: qd,
+                            verify: true,
+                        }),
+                        Err(e) => {
+                            eprintln!("dkraid-sim: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+            };
+            if socket.exists() {
+                eprintln!(
+                    "dkraid-sim: {} exists: another server may be using it (remove it if not)",
+                    socket.display()
+                );
+                return ExitCode::from(2);
+            }
+            let cfg = dkraid_testbed::serve::ServeConfig { socket, workload };
+            let config = match prepare(&args, json, Some(boot::Action::Serve(cfg))) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let report = boot::boot(&config);
+            let failed = report
+                .serve
+                .as_ref()
+                .is_some_and(|s| s.errors > 0 || s.mismatches > 0 || s.first_error.is_some());
+            let code = print_action(&report, json, |r| {
+                if let Some(s) = &r.serve {
+                    if json {
+                        let mut v = serde_json::to_value(s).unwrap_or_default();
+                        v["stage"] = r.stage.clone().into();
+                        v["outcome"] = r.outcome.clone().into();
+                        v["violations"] = serde_json::to_value(&r.violations).unwrap_or_default();
+                        v["targets"] = serde_json::to_value(&r.targets).unwrap_or_default();
+                        v["volumes"] = serde_json::to_value(&r.volumes).unwrap_or_default();
+                        v["firmware_state"] =
+                            serde_json::to_value(&r.firmware_state).unwrap_or_default();
+                        v["logs"] = serde_json::to_value(&r.logs).unwrap_or_default();
+                        println!("{v}");
+                    } else {
+                        println!(
+                            "served {} connections, {} calls, {} async completions; workload: \
+                             {} passes, {} I/Os, {} errors, {} mismatches",
+                            s.connections,
+                            s.calls,
+                            s.async_completions,
+                            s.passes,
+                            s.ios,
+                            s.errors,
+                            s.mismatches
+                        );
                     }
                 }
             });

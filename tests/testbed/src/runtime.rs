@@ -47,6 +47,22 @@ extern "C" {
     pub fn dksim_invoke_Start(object: Obj, provider: Obj) -> i32;
     pub fn dksim_invoke_Stop(object: Obj, provider: Obj) -> i32;
     pub fn dksim_invoke_UserInitializeController(object: Obj) -> i32;
+    pub fn dksim_invoke_NewUserClient(service: Obj, kind: u32, out_client: *mut Obj) -> i32;
+    pub fn dksim_invoke_ExternalMethod(
+        object: Obj,
+        selector: u64,
+        completion: Obj,
+        scalar_in: *const u64,
+        scalar_in_count: u32,
+        struct_in: *const u8,
+        struct_in_length: u64,
+        scalar_out: *mut u64,
+        scalar_out_count: *mut u32,
+        struct_out_maximum: u64,
+        struct_out: *mut u8,
+        struct_out_capacity: u64,
+        struct_out_length: *mut u64,
+    ) -> i32;
     pub fn dksim_invoke_UserReportInitiatorIdentifier(object: Obj, id: *mut u64) -> i32;
     pub fn dksim_invoke_UserReportHighestSupportedDeviceID(object: Obj, id: *mut u64) -> i32;
     pub fn dksim_invoke_UserReportMaximumTaskCount(object: Obj, count: *mut u32) -> i32;
@@ -160,9 +176,12 @@ pub extern "C" fn dksim_queue_release(queue: u64) {
 }
 
 #[no_mangle]
-pub extern "C" fn dksim_set_dispatch_queue(_service: Obj, name: *const c_char, queue: u64) -> i32 {
+pub extern "C" fn dksim_set_dispatch_queue(service: Obj, name: *const c_char, queue: u64) -> i32 {
     // SAFETY: the shim passes the dext's name string.
     let name = unsafe { cstr(name) }.to_string();
+    if let Some(r) = crate::userclient::set_dispatch_queue(service, &name, queue) {
+        return r;
+    }
     kernel::set_dispatch_queue(&name, queue)
 }
 
@@ -211,6 +230,10 @@ pub extern "C" fn dksim_property_at(
 
 #[no_mangle]
 pub extern "C" fn dksim_super_start(service: Obj, provider: Obj) -> i32 {
+    // A user client's superclass start (IOUserClient) has nothing of the SCSI family's.
+    if crate::userclient::is_client(service) {
+        return OK;
+    }
     kernel::family_start(service, provider)
 }
 
@@ -468,6 +491,74 @@ pub extern "C" fn dksim_pci_write(
     value: u64,
 ) {
     kernel::hardware_access(Some(value), memory_index, offset, width);
+}
+
+// ------------------------------------------------------------------------ user clients --
+
+#[no_mangle]
+pub extern "C" fn dksim_service_create(_service: Obj, key: *const c_char, out: *mut Obj) -> i32 {
+    if key.is_null() || out.is_null() {
+        return IOReturn::kIOReturnBadArgument.0;
+    }
+    // SAFETY: the shim passes the dext's NUL-terminated key.
+    let key = unsafe { CStr::from_ptr(key) }.to_string_lossy().into_owned();
+    match crate::userclient::service_create(&key) {
+        Ok(object) => {
+            // SAFETY: `out` is the shim's out-pointer, checked non-null above.
+            unsafe { *out = object };
+            OK
+        }
+        Err(r) => r,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_async_completion(
+    client: Obj,
+    action: Obj,
+    status: i32,
+    args: *const u64,
+    count: u32,
+) {
+    // SAFETY: `action` is the OSAction the dext passes, a live object it holds.
+    let handle = unsafe { dksim_action_kernel_handle(action) };
+    let args = if args.is_null() || count == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the dext passes an IOUserClientAsyncArgumentsArray (16 words); `count` is
+        // its claim, read no further than the array.
+        unsafe { std::slice::from_raw_parts(args, (count as usize).min(16)) }
+    };
+    if count as usize > 16 {
+        let mut long = args.to_vec();
+        long.resize(count as usize, 0);
+        crate::userclient::async_completion(client, handle, status, &long);
+        return;
+    }
+    crate::userclient::async_completion(client, handle, status, args);
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_client_entitlement_count(client: Obj) -> u32 {
+    crate::userclient::entitlement_count(client)
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_client_entitlement_at(client: Obj, index: u32) -> *const c_char {
+    crate::userclient::entitlement_at(client, index)
+}
+
+#[no_mangle]
+pub extern "C" fn dksim_external_method_refused(
+    _client: Obj,
+    selector: u64,
+    check: *const c_char,
+    expected: u64,
+    got: u64,
+) {
+    // SAFETY: the shim passes string literals.
+    let check = unsafe { cstr(check) };
+    crate::userclient::external_method_refused(selector, check, expected, got);
 }
 
 #[cfg(test)]

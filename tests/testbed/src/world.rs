@@ -125,7 +125,11 @@ impl RegistryProperty {
 }
 
 /// QUEUENAMEs the SDK's IOUserSCSIParallelInterfaceController.iig declares.
-pub const SDK_QUEUE_BINDINGS: &[(&str, &str)] = &[("UserCreateTargetForID", "AuxiliaryQueue")];
+pub const SDK_QUEUE_BINDINGS: &[(&str, &str)] = &[
+    ("UserCreateTargetForID", "AuxiliaryQueue"),
+    // IOUserClient.iig: ExternalMethod LOCALONLY QUEUENAME(IOUserClientQueueExternalMethod).
+    ("ExternalMethod", "IOUserClientQueueExternalMethod"),
+];
 
 #[derive(Debug)]
 pub struct World {
@@ -159,6 +163,8 @@ pub struct World {
     pub controller: Option<crate::controller::Controller>,
     /// Interrupt sources (`IOInterruptDispatchSource`).
     pub interrupts: crate::controller::interrupts::Interrupts,
+    /// The admin app's connections (`IOServiceOpen`, `crate::userclient`).
+    pub user_clients: crate::userclient::Connections,
 }
 
 thread_local! {
@@ -190,6 +196,7 @@ impl World {
             disks: Vec::new(),
             controller: None,
             interrupts: Default::default(),
+            user_clients: Default::default(),
         }
     }
 

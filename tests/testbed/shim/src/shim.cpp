@@ -857,6 +857,198 @@ void IOUserSCSIParallelInterfaceController::BundledParallelTaskCompletion(
     dksim_enter("BundledParallelTaskCompletion");
 }
 
+/* -------------------------------------------------------------------------- OSData -- */
+
+OSData *OSData::withBytes(const void *bytes, size_t numBytes)
+{
+    OSData *d = new OSData();
+    if (numBytes > 0) {
+        d->appendBytes(bytes, numBytes);
+    }
+    return d;
+}
+
+OSData *OSData::withCapacity(uint32_t capacity)
+{
+    OSData *d = new OSData();
+    d->dksimBytes = capacity > 0 ? (uint8_t *)malloc(capacity) : nullptr;
+    d->dksimCapacity = d->dksimBytes != nullptr ? capacity : 0;
+    return d;
+}
+
+bool OSData::appendBytes(const void *bytes, size_t numBytes)
+{
+    if (numBytes == 0) {
+        return true;
+    }
+    if (bytes == nullptr) {
+        return false;
+    }
+    if (dksimLength + numBytes > dksimCapacity) {
+        size_t capacity = dksimLength + numBytes;
+        uint8_t *grown = (uint8_t *)realloc(dksimBytes, capacity);
+        if (grown == nullptr) {
+            return false;
+        }
+        dksimBytes = grown;
+        dksimCapacity = capacity;
+    }
+    memcpy(dksimBytes + dksimLength, bytes, numBytes);
+    dksimLength += numBytes;
+    return true;
+}
+
+const void *OSData::getBytesNoCopy() const { return dksimLength > 0 ? dksimBytes : nullptr; }
+
+const void *OSData::getBytesNoCopy(size_t start, size_t numBytes) const
+{
+    if (start > dksimLength || numBytes > dksimLength - start || numBytes == 0) {
+        return nullptr;
+    }
+    return dksimBytes + start;
+}
+
+size_t OSData::getLength() const { return dksimLength; }
+
+void OSData::free()
+{
+    ::free(dksimBytes);
+    dksimBytes = nullptr;
+    dksimLength = 0;
+}
+
+/* -------------------------------------------------------------------- user clients -- */
+
+kern_return_t IOService::NewUserClient_Impl(uint32_t type, IOUserClient **userClient)
+{
+    /* The family's default: no connections. */
+    (void)type;
+    (void)userClient;
+    return kIOReturnUnsupported;
+}
+
+kern_return_t IOService::NewUserClient(uint32_t type, IOUserClient **userClient,
+                                       OSDispatchMethod supermethod)
+{
+    dksim_enter("IOService::NewUserClient");
+    if (supermethod != nullptr) {
+        return IOService::NewUserClient_Impl(type, userClient);
+    }
+    return NewUserClient_Impl(type, userClient);
+}
+
+kern_return_t IOService::Create(IOService *provider, const char *propertiesKey, IOService **result)
+{
+    dksim_enter("IOService::Create");
+    if (provider == nullptr || propertiesKey == nullptr || result == nullptr) {
+        return kIOReturnBadArgument;
+    }
+    OSObject *object = nullptr;
+    kern_return_t ret = dksim_service_create(this, propertiesKey, &object);
+    if (ret != kIOReturnSuccess) {
+        return ret;
+    }
+    IOService *service = dynamic_cast<IOService *>(object);
+    if (service == nullptr) {
+        if (object != nullptr) {
+            object->release();
+        }
+        return kIOReturnUnsupported;
+    }
+    *result = service;
+    return kIOReturnSuccess;
+}
+
+/* The kernel's checks of an ExternalMethod call against a dispatch entry: each failed check
+ * is reported by name and the call returns kIOReturnBadArgument, as DriverKit does. */
+static bool CheckCount(OSObject *client, uint64_t selector, const char *check, uint32_t expected,
+                       uint64_t got)
+{
+    if (expected == (uint32_t)kIOUserClientVariableStructureSize || expected == got) {
+        return true;
+    }
+    dksim_external_method_refused(client, selector, check, expected, got);
+    return false;
+}
+
+kern_return_t IOUserClient::ExternalMethod(uint64_t selector, IOUserClientMethodArguments *arguments,
+                                           const IOUserClientMethodDispatch *dispatch,
+                                           OSObject *target, void *reference)
+{
+    dksim_enter("IOUserClient::ExternalMethod");
+    if (arguments == nullptr) {
+        return kIOReturnBadArgument;
+    }
+    if (dispatch == nullptr) {
+        /* Nothing to check and nothing to call: the dext handles the selector itself. */
+        return kIOReturnUnsupported;
+    }
+    if (dispatch->checkCompletionExists != (uint32_t)kIOUserClientVariableStructureSize) {
+        bool wanted = dispatch->checkCompletionExists != 0;
+        bool present = arguments->completion != nullptr;
+        if (wanted != present) {
+            dksim_external_method_refused(this, selector, "checkCompletionExists", wanted, present);
+            return kIOReturnBadArgument;
+        }
+    }
+    uint64_t inputSize = 0;
+    if (arguments->structureInput != nullptr) {
+        inputSize = arguments->structureInput->getLength();
+    } else if (arguments->structureInputDescriptor != nullptr) {
+        arguments->structureInputDescriptor->GetLength(&inputSize);
+    }
+    if (!CheckCount(this, selector, "checkScalarInputCount", dispatch->checkScalarInputCount,
+                    arguments->scalarInputCount) ||
+        !CheckCount(this, selector, "checkStructureInputSize", dispatch->checkStructureInputSize,
+                    inputSize) ||
+        !CheckCount(this, selector, "checkScalarOutputCount", dispatch->checkScalarOutputCount,
+                    arguments->scalarOutputCount) ||
+        !CheckCount(this, selector, "checkStructureOutputSize", dispatch->checkStructureOutputSize,
+                    arguments->structureOutputMaximumSize)) {
+        return kIOReturnBadArgument;
+    }
+    if (dispatch->function == nullptr) {
+        return kIOReturnNoCompletion;
+    }
+    return dispatch->function(target, reference, arguments);
+}
+
+void IOUserClient::AsyncCompletion(OSAction *action, IOReturn status,
+                                   const IOUserClientAsyncArgumentsArray asyncData,
+                                   uint32_t asyncDataCount)
+{
+    dksim_enter("IOUserClient::AsyncCompletion");
+    dksim_async_completion(this, action, status, asyncData, asyncDataCount);
+}
+
+kern_return_t IOUserClient::CopyClientEntitlements(OSDictionary **entitlements)
+{
+    dksim_enter("IOUserClient::CopyClientEntitlements");
+    if (entitlements == nullptr) {
+        return kIOReturnBadArgument;
+    }
+    uint32_t count = dksim_client_entitlement_count(this);
+    OSDictionary *d = OSDictionary::withCapacity(count);
+    for (uint32_t i = 0; i < count; i++) {
+        const char *name = dksim_client_entitlement_at(this, i);
+        if (name != nullptr) {
+            d->setObject(name, kOSBooleanTrue);
+        }
+    }
+    *entitlements = d;
+    return kIOReturnSuccess;
+}
+
+kern_return_t IOUserClient::CopyClientMemoryForType(uint64_t type, uint64_t *options,
+                                                    IOMemoryDescriptor **memory)
+{
+    dksim_enter("IOUserClient::CopyClientMemoryForType");
+    (void)type;
+    (void)options;
+    (void)memory;
+    return kIOReturnUnsupported;
+}
+
 /* ------------------------------------------------------- runtime → dext trampolines -- */
 
 static IOUserSCSIParallelInterfaceController *Controller(OSObject *object)
@@ -894,6 +1086,74 @@ kern_return_t dksim_invoke_Start(OSObject *object, OSObject *provider)
 kern_return_t dksim_invoke_Stop(OSObject *object, OSObject *provider)
 {
     return static_cast<IOService *>(object)->Stop_Impl(static_cast<IOService *>(provider));
+}
+
+kern_return_t dksim_invoke_NewUserClient(OSObject *service, uint32_t type, OSObject **out_client)
+{
+    IOUserClient *client = nullptr;
+    kern_return_t ret = static_cast<IOService *>(service)->NewUserClient_Impl(type, &client);
+    *out_client = client;
+    return ret;
+}
+
+kern_return_t dksim_invoke_ExternalMethod(OSObject *object, uint64_t selector, OSAction *completion,
+                                          const uint64_t *scalar_in, uint32_t scalar_in_count,
+                                          const uint8_t *struct_in, uint64_t struct_in_length,
+                                          uint64_t *scalar_out, uint32_t *scalar_out_count,
+                                          uint64_t struct_out_maximum, uint8_t *struct_out,
+                                          uint64_t struct_out_capacity, uint64_t *struct_out_length)
+{
+    IOUserClient *client = dynamic_cast<IOUserClient *>(object);
+    if (client == nullptr) {
+        return kIOReturnNotAttached;
+    }
+    IOUserClientMethodArguments arguments = {};
+    arguments.version = kIOUserClientMethodArgumentsCurrentVersion;
+    arguments.selector = selector;
+    arguments.completion = completion;
+    arguments.scalarInput = scalar_in_count > 0 ? scalar_in : nullptr;
+    arguments.scalarInputCount = scalar_in_count;
+    /* Structure input up to 4096 bytes travels inline as OSData; a larger one arrives as a
+     * memory descriptor (DRIVERKIT.md §7). */
+    IOBufferMemoryDescriptor *inputBuffer = nullptr;
+    if (struct_in_length > 4096) {
+        kern_return_t ret = IOBufferMemoryDescriptor::Create(kIOMemoryDirectionOut, struct_in_length,
+                                                             0, &inputBuffer);
+        IOAddressSegment range = {};
+        if (ret == kIOReturnSuccess) {
+            ret = inputBuffer->SetLength(struct_in_length);
+        }
+        if (ret == kIOReturnSuccess) {
+            ret = inputBuffer->GetAddressRange(&range);
+        }
+        if (ret != kIOReturnSuccess) {
+            OSSafeReleaseNULL(inputBuffer);
+            return ret;
+        }
+        memcpy((void *)(uintptr_t)range.address, struct_in, struct_in_length);
+        arguments.structureInputDescriptor = inputBuffer;
+    } else if (struct_in_length > 0) {
+        arguments.structureInput = OSData::withBytes(struct_in, struct_in_length);
+    }
+    arguments.scalarOutput = scalar_out;
+    arguments.scalarOutputCount = *scalar_out_count;
+    arguments.structureOutputMaximumSize = struct_out_maximum;
+    kern_return_t ret = client->ExternalMethod(selector, &arguments, nullptr, nullptr, nullptr);
+    *scalar_out_count = arguments.scalarOutputCount;
+    *struct_out_length = 0;
+    if (arguments.structureOutput != nullptr) {
+        size_t length = arguments.structureOutput->getLength();
+        *struct_out_length = length;
+        if (length > 0) {
+            memcpy(struct_out, arguments.structureOutput->getBytesNoCopy(),
+                   length < struct_out_capacity ? length : struct_out_capacity);
+        }
+        /* The OS releases the structure output. */
+        arguments.structureOutput->release();
+    }
+    OSSafeReleaseNULL(arguments.structureInput);
+    OSSafeReleaseNULL(inputBuffer);
+    return ret;
 }
 
 kern_return_t dksim_invoke_UserInitializeController(OSObject *object)

@@ -47,6 +47,9 @@ pub struct Matched {
     pub stage: Stage,
     /// Where the stage came from, for messages.
     pub stage_source: String,
+    /// `UserClientProperties`' `IOUserClass`: the class `IOService::Create` makes for
+    /// `NewUserClient` (None: the personality publishes no user client).
+    pub user_client_class: Option<String>,
 }
 
 /// A refusal: findings (all errors) with the call each belongs to.
@@ -152,12 +155,20 @@ pub fn match_dext(req: &MatchRequest) -> Result<Matched, Refusal> {
         ),
         (None, None) => (Stage::Pipeline, "the dext's default (no BringUpStage)".to_string()),
     };
+    let user_client_class = p
+        .dict
+        .get("UserClientProperties")
+        .and_then(|v| v.as_dictionary())
+        .and_then(|d| d.get("IOUserClass"))
+        .and_then(|v| v.as_string())
+        .map(str::to_string);
     Ok(Matched {
         personality: p.name.clone(),
         explanation: format!("{} in {}: {how}", p.name, plist.file()),
         properties,
         stage,
         stage_source,
+        user_client_class,
     })
 }
 

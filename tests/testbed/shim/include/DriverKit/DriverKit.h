@@ -12,4 +12,5 @@
 #include <DriverKit/IOMemoryMap.h>
 #include <DriverKit/IOBufferMemoryDescriptor.h>
 #include <DriverKit/IODMACommand.h>
+#include <DriverKit/IOUserClient.h>
 #include <os/log.h>

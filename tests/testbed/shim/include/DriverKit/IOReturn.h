@@ -34,5 +34,6 @@ typedef kern_return_t IOReturn;
 #define kIOReturnUnderrun iokit_common_err(0x2e7)
 #define kIOReturnOverrun iokit_common_err(0x2e8)
 #define kIOReturnDeviceError iokit_common_err(0x2e9)
+#define kIOReturnNoCompletion iokit_common_err(0x2ea)
 #define kIOReturnAborted iokit_common_err(0x2eb)
 #define kIOReturnNotFound iokit_common_err(0x2f0)

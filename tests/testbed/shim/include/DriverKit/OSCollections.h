@@ -1,6 +1,6 @@
 /* Mirrors DriverKit <DriverKit/OSCollections.h>: OSString (OSString.h), OSNumber (OSNumber.h),
  * OSBoolean (OSBoolean.h), OSArray (OSArray.h) and OSDictionary (OSDictionary.h), the parts a
- * SCSI controller dext uses. */
+ * SCSI controller dext uses, and OSData (OSData.h) for user-client structure arguments. */
 #pragma once
 #include <DriverKit/OSObject.h>
 
@@ -67,4 +67,20 @@ public:
 private:
     struct DkSimStorage;
     DkSimStorage *dksimStorage = nullptr;
+};
+
+class OSData : public OSObject {
+public:
+    static OSData *withBytes(const void *bytes, size_t numBytes);
+    static OSData *withCapacity(uint32_t capacity);
+    bool appendBytes(const void *bytes, size_t numBytes);
+    const void *getBytesNoCopy() const;
+    const void *getBytesNoCopy(size_t start, size_t numBytes) const;
+    size_t getLength() const;
+    void free() override;
+
+private:
+    uint8_t *dksimBytes = nullptr;
+    size_t dksimLength = 0;
+    size_t dksimCapacity = 0;
 };

@@ -97,6 +97,20 @@ uint64_t dksim_pci_read(uint64_t device, uint8_t memory_index, uint64_t offset, 
 void dksim_pci_write(uint64_t device, uint8_t memory_index, uint64_t offset, uint32_t width,
                      uint64_t value);
 
+/* User clients (DRIVERKIT.md §7). IOService::Create: a new object of the IOUserClass under
+ * `properties_key` in the service's personality. */
+kern_return_t dksim_service_create(OSObject *service, const char *properties_key,
+                                   OSObject **out_object);
+/* IOUserClient::AsyncCompletion: deliver to the connection `action` came from. */
+void dksim_async_completion(OSObject *client, OSAction *action, int32_t status,
+                            const uint64_t *args, uint32_t count);
+/* IOUserClient::CopyClientEntitlements: the owning task's (boolean) entitlements. */
+uint32_t dksim_client_entitlement_count(OSObject *client);
+const char *dksim_client_entitlement_at(OSObject *client, uint32_t index);
+/* IOUserClient::ExternalMethod refused a call: `check` of the dispatch entry failed. */
+void dksim_external_method_refused(OSObject *client, uint64_t selector, const char *check,
+                                   uint64_t expected, uint64_t got);
+
 /* Shim → runtime → shim: the runtime calls these (defined in shim.cpp). */
 void dksim_object_release(OSObject *object);
 OSObject *dksim_pci_device_new(uint64_t device);
