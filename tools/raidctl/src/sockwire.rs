@@ -121,7 +121,14 @@ impl Message {
         scalar_out_capacity: u16,
     ) -> Message {
         let flags = if is_async { CALL_FLAG_ASYNC } else { 0 };
-        Message::Call { selector, flags, scalars, struct_in, struct_out_capacity, scalar_out_capacity }
+        Message::Call {
+            selector,
+            flags,
+            scalars,
+            struct_in,
+            struct_out_capacity,
+            scalar_out_capacity,
+        }
     }
 }
 
