@@ -125,11 +125,16 @@ impl RegistryProperty {
 }
 
 /// QUEUENAMEs the SDK's IOUserSCSIParallelInterfaceController.iig declares.
-pub const SDK_QUEUE_BINDINGS: &[(&str, &str)] = &[
-    ("UserCreateTargetForID", "AuxiliaryQueue"),
-    // IOUserClient.iig: ExternalMethod LOCALONLY QUEUENAME(IOUserClientQueueExternalMethod).
-    ("ExternalMethod", "IOUserClientQueueExternalMethod"),
-];
+pub const SDK_QUEUE_BINDINGS: &[(&str, &str)] = &[("UserCreateTargetForID", "AuxiliaryQueue")];
+
+/// QUEUENAMEs the SDK's IOUserClient.iig declares: ExternalMethod (LOCALONLY) runs on
+/// `IOUserClientQueueExternalMethod` once the client registers it (`crate::userclient`).
+pub const USER_CLIENT_SDK_QUEUE_BINDINGS: &[(&str, &str)] =
+    &[("ExternalMethod", "IOUserClientQueueExternalMethod")];
+
+/// Macros the SDK defines for queue names (IOUserClient.h), as the dext's sources use them.
+pub const SDK_QUEUE_NAME_MACROS: &[(&str, &str)] =
+    &[("kIOUserClientQueueNameExternalMethod", "IOUserClientQueueExternalMethod")];
 
 #[derive(Debug)]
 pub struct World {

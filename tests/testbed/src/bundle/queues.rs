@@ -16,7 +16,7 @@ use std::path::Path;
 use super::personality::{ClassCatalog, ClassDecl, FAMILY_CLASS};
 use super::{Finding, Source};
 use crate::iig;
-use crate::world::SDK_QUEUE_BINDINGS;
+use crate::world::{SDK_QUEUE_BINDINGS, SDK_QUEUE_NAME_MACROS, USER_CLIENT_SDK_QUEUE_BINDINGS};
 
 /// A `QUEUENAME` a method is declared with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,10 +129,15 @@ pub fn scan_iig(dir: &Source) -> IigScan {
             });
         }
         for class in &file.classes {
-            if class.superclass == FAMILY_CLASS {
-                for (method, queue) in SDK_QUEUE_BINDINGS {
+            let (sdk_class, bindings) = match class.superclass.as_str() {
+                FAMILY_CLASS => (FAMILY_CLASS, SDK_QUEUE_BINDINGS),
+                "IOUserClient" => ("IOUserClient", USER_CLIENT_SDK_QUEUE_BINDINGS),
+                _ => continue,
+            };
+            {
+                for (method, queue) in bindings {
                     scan.declared.push(Declared {
-                        class: FAMILY_CLASS.into(),
+                        class: sdk_class.into(),
                         method: method.to_string(),
                         queue: queue.to_string(),
                         file: src.display.clone(),
@@ -172,7 +177,11 @@ pub fn scan_sources(
         }
     }
     // Pass 1: macros defined in active code, headers first (they are included before use).
-    let mut macros: BTreeMap<String, String> = defines.iter().cloned().collect();
+    let mut macros: BTreeMap<String, String> = SDK_QUEUE_NAME_MACROS
+        .iter()
+        .map(|(name, value)| (name.to_string(), format!("\"{value}\"")))
+        .chain(defines.iter().cloned())
+        .collect();
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| !is_header(&files[i].0));
     for &i in &order {
