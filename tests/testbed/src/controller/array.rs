@@ -55,15 +55,23 @@ pub trait Array: fmt::Debug {
     fn last_event(&self) -> u64;
     /// Every event with a sequence number greater than `sequence`, oldest first.
     fn events_since(&self, sequence: u64) -> Vec<EventEntry>;
-    /// Returns the new volume's ID.
+    /// Returns the new volume's ID. `block_size` 0: the array's default (512); `strip_bytes`
+    /// 0: its default strip.
     fn create_volume(
         &mut self,
         level: u32,
+        block_size: u32,
         strip_bytes: u32,
         drives: u64,
     ) -> Result<u16, MgmtError>;
     fn delete_volume(&mut self, volume: u16) -> Result<(), MgmtError>;
-    fn set_hot_spare(&mut self, drive: u16, spare: bool) -> Result<(), MgmtError>;
+    /// Make `drive` a hot spare (`spare`), global or dedicated to `volume`, or no longer one.
+    fn set_hot_spare(
+        &mut self,
+        drive: u16,
+        spare: bool,
+        volume: Option<u16>,
+    ) -> Result<(), MgmtError>;
     fn start_rebuild(&mut self, volume: u16, drive: u16) -> Result<(), MgmtError>;
     /// Fault injection: the drive dies now.
     fn fail_drive(&mut self, drive: u16) -> Result<(), MgmtError>;
@@ -366,9 +374,15 @@ impl Array for RamArray {
     fn create_volume(
         &mut self,
         level: u32,
+        block_size: u32,
         _strip_bytes: u32,
         drives: u64,
     ) -> Result<u16, MgmtError> {
+        let block_size = match block_size {
+            0 => 512,
+            512 | 4096 => block_size,
+            _ => return Err(MgmtError::InvalidArgument),
+        };
         if level != 0 || drives.count_ones() != 1 {
             return Err(MgmtError::InvalidArgument);
         }
@@ -378,7 +392,8 @@ impl Array for RamArray {
             return Err(MgmtError::Busy);
         }
         let id = (0..u16::MAX).find(|i| !self.volumes.contains_key(i)).ok_or(MgmtError::Busy)?;
-        let spec = VolumeSpec { id, block_size: 512, blocks: d.capacity_bytes / 512 };
+        let bs = u64::from(block_size);
+        let spec = VolumeSpec { id, block_size, blocks: d.capacity_bytes / bs };
         self.drives[usize::from(drive)].state = drive_state::ONLINE;
         self.drives[usize::from(drive)].volume = Some(id);
         self.volumes.insert(id, RamVolume { spec, drive, data: Sparse::default() });
@@ -398,8 +413,18 @@ impl Array for RamArray {
         Ok(())
     }
 
-    fn set_hot_spare(&mut self, drive: u16, spare: bool) -> Result<(), MgmtError> {
+    /// Its volumes are single drives without redundancy: nothing a dedicated spare could
+    /// rebuild, so it has none.
+    fn set_hot_spare(
+        &mut self,
+        drive: u16,
+        spare: bool,
+        volume: Option<u16>,
+    ) -> Result<(), MgmtError> {
         let d = self.drives.get_mut(usize::from(drive)).ok_or(MgmtError::NotFound)?;
+        if volume.is_some() {
+            return Err(MgmtError::Unsupported);
+        }
         match (d.state, spare) {
             (drive_state::UNCONFIGURED_GOOD, true) => d.state = drive_state::HOT_SPARE,
             (drive_state::HOT_SPARE, false) => d.state = drive_state::UNCONFIGURED_GOOD,
@@ -464,8 +489,10 @@ mod tests {
         assert_eq!(codes, [event::DRIVE_FAILED, event::VOLUME_OFFLINE]);
         assert_eq!(a.volumes()[1].state, volume_state::OFFLINE);
         a.delete_volume(0).unwrap();
-        assert_eq!(a.create_volume(1, 0, 1), Err(MgmtError::InvalidArgument));
-        assert_eq!(a.create_volume(0, 0, 1), Ok(0));
+        assert_eq!(a.create_volume(1, 0, 0, 1), Err(MgmtError::InvalidArgument));
+        assert_eq!(a.create_volume(0, 1024, 0, 1), Err(MgmtError::InvalidArgument));
+        assert_eq!(a.create_volume(0, 4096, 0, 1), Ok(0));
+        assert_eq!(a.geometry(0).map(|g| g.0), Some(4096));
         assert_eq!(a.last_event(), 4);
         assert_eq!(a.start_rebuild(0, 0), Err(MgmtError::Unsupported));
     }
@@ -651,6 +678,7 @@ impl Array for crate::raid::Raid {
     fn create_volume(
         &mut self,
         level: u32,
+        block_size: u32,
         strip_bytes: u32,
         drives: u64,
     ) -> Result<u16, MgmtError> {
@@ -664,6 +692,9 @@ impl Array for crate::raid::Raid {
         if strip_bytes != 0 {
             req = req.strip(u64::from(strip_bytes));
         }
+        if block_size != 0 {
+            req = req.block_size(block_size);
+        }
         let id = crate::raid::Raid::create_volume(self, &req).map_err(|e| raid_error(&e))?;
         u16::try_from(id).map_err(|_| MgmtError::Failed)
     }
@@ -672,9 +703,17 @@ impl Array for crate::raid::Raid {
         crate::raid::Raid::delete_volume(self, u32::from(volume)).map_err(|e| raid_error(&e))
     }
 
-    fn set_hot_spare(&mut self, drive: u16, spare: bool) -> Result<(), MgmtError> {
+    fn set_hot_spare(
+        &mut self,
+        drive: u16,
+        spare: bool,
+        volume: Option<u16>,
+    ) -> Result<(), MgmtError> {
         let r = if spare {
-            crate::raid::Raid::set_hot_spare(self, u32::from(drive))
+            match volume {
+                None => crate::raid::Raid::set_hot_spare(self, u32::from(drive)),
+                Some(v) => self.set_dedicated_spare(u32::from(drive), u32::from(v)),
+            }
         } else {
             self.clear_hot_spare(u32::from(drive))
         };

@@ -617,7 +617,19 @@ fn execute(c: &Controller, m: &MgmtFrame) -> (u8, Vec<u8>) {
         }
         mgmt::CREATE_VOLUME => {
             let drives = u64::from(args[2]) | (u64::from(args[3]) << 32);
-            let created = array.borrow_mut().create_volume(args[0], args[1], drives);
+            // args[0]: the level in bits 0..8, log2 of the block size in bits 8..16 (0: the
+            // array's default), nothing above.
+            let block_size = match (args[0] >> 8) & 0xFF {
+                0 => 0,
+                9 => 512,
+                12 => 4096,
+                _ => return (mgmt_status::INVALID_ARGUMENT, Vec::new()),
+            };
+            if args[0] >> 16 != 0 {
+                return (mgmt_status::INVALID_ARGUMENT, Vec::new());
+            }
+            let level = args[0] & 0xFF;
+            let created = array.borrow_mut().create_volume(level, block_size, args[1], drives);
             match created {
                 Ok(v) => {
                     let entry = array.borrow().volumes().into_iter().find(|e| e.id.get() == v);
@@ -629,8 +641,17 @@ fn execute(c: &Controller, m: &MgmtFrame) -> (u8, Vec<u8>) {
         mgmt::DELETE_VOLUME => {
             status(id(args[0]).and_then(|v| array.borrow_mut().delete_volume(v)))
         }
+        // args[2]: the volume a new spare is dedicated to; 0xFFFF (or 0, what older drivers
+        // send) makes a global one.
         mgmt::SET_HOT_SPARE => {
-            status(id(args[0]).and_then(|d| array.borrow_mut().set_hot_spare(d, args[1] != 0)))
+            let dedicated = match args[2] {
+                0 | mgmt::GLOBAL_SPARE => Ok(None),
+                v => id(v).map(Some),
+            };
+            status(id(args[0]).and_then(|d| {
+                let to = if args[1] != 0 { dedicated? } else { None };
+                array.borrow_mut().set_hot_spare(d, args[1] != 0, to)
+            }))
         }
         mgmt::START_REBUILD => status(
             id(args[0])

@@ -65,23 +65,9 @@ pub mod fault_code {
     pub const REPLY_CONSUMER_OUT_OF_RANGE: u16 = 0x0012;
 }
 
-/// The `scsi_status` of MANAGEMENT and ABORT_TASK replies (SCSI_IO replies carry a SCSI status).
-pub mod mgmt_status {
-    pub const SUCCESS: u8 = 0x00;
-    /// Unknown request function or management opcode.
-    pub const INVALID_FUNCTION: u8 = 0x01;
-    pub const INVALID_ARGUMENT: u8 = 0x02;
-    /// No such volume or drive; for ABORT_TASK: the SMID is not queued (running or done).
-    pub const NOT_FOUND: u8 = 0x03;
-    /// The object's state forbids it (drive in use, rebuild running).
-    pub const BUSY: u8 = 0x04;
-    /// The opcode returns data but the frame names no buffer.
-    pub const NO_BUFFER: u8 = 0x05;
-    /// The array cannot do this.
-    pub const UNSUPPORTED: u8 = 0x06;
-    /// The array tried and failed (a drive or its backing store).
-    pub const FAILED: u8 = 0x07;
-}
+/// The `scsi_status` of MANAGEMENT and ABORT_TASK replies (SCSI_IO replies carry a SCSI status):
+/// the core's definition, the one both sides use.
+pub use dkraid_core::firmware::wire::mgmt_status;
 
 /// `INTR_STATUS` / `INTR_MASK` bits.
 pub mod intr {

@@ -6,9 +6,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use dkraid_core::firmware::wire::{
-    direction, doorbell, event, function, fw_state, mgmt, reg, reply_flags, InitFrame, MgmtFrame,
-    ReplyDescriptor, RequestDescriptor, RequestFrame, Sge, VolumeEntry, EVENT_SMID, INIT_MAGIC,
-    INIT_VERSION,
+    direction, doorbell, event, function, fw_state, mgmt, reg, reply_flags, DriveEntry, InitFrame,
+    MgmtFrame, ReplyDescriptor, RequestDescriptor, RequestFrame, Sge, VolumeEntry, EVENT_SMID,
+    INIT_MAGIC, INIT_VERSION,
 };
 use dkraid_core::Stage;
 use zerocopy::little_endian::{U16, U32, U64};
@@ -1028,6 +1028,29 @@ fn management_errors_from_the_engine_map_to_statuses() {
         assert_eq!(&h.sense(0)[12..14], &[0x29, 0x00], "a new volume reports POWER ON: {r:?}");
         let r = h.command(1, 0, direction::NONE, &[0; 6], &[]);
         assert_eq!(&h.sense(0)[12..14], &[0x25, 0x00], "volume 0 is gone: {r:?}");
+        // The block size rides in args[0] bits 8..16: log2 9 or 12, or 0 for the default.
+        let r = h.mgmt(0xFFFE, mgmt::CREATE_VOLUME, [1 | (10 << 8), 0, 0b1100, 0], None);
+        assert_eq!(r.scsi_status, mgmt_status::INVALID_ARGUMENT, "1024-byte blocks");
+        let r = h.mgmt(0xFFFE, mgmt::CREATE_VOLUME, [1 | (1 << 16), 0, 0b1100, 0], None);
+        assert_eq!(r.scsi_status, mgmt_status::INVALID_ARGUMENT, "bits past the block size");
+        let args = [1 | (12 << 8), 0, 0b1100, 0];
+        let r = h.mgmt_then(0xFFFE, mgmt::CREATE_VOLUME, args, Some((buf.iova, 32)), 2);
+        assert_eq!(r[0].scsi_status, mgmt_status::SUCCESS);
+        let v = VolumeEntry::read_from_bytes(&buf.read(0, 32)).unwrap();
+        assert_eq!((v.id.get(), v.block_size.get(), v.drives.get()), (2, 4096, 0b1100));
+        // SET_HOT_SPARE args[2]: the volume a spare is dedicated to (0xFFFF: global).
+        let r = h.mgmt(0xFFFE, mgmt::SET_HOT_SPARE, [4, 1, 77, 0], None);
+        assert_eq!(r.scsi_status, mgmt_status::NOT_FOUND, "no volume 77");
+        let r = h.mgmt_then(0xFFFE, mgmt::SET_HOT_SPARE, [4, 1, 2, 0], None, 2);
+        assert_eq!(r[0].scsi_status, mgmt_status::SUCCESS);
+        let r = h.mgmt(0xFFFE, mgmt::LIST_DRIVES, [0; 4], Some((buf.iova, 4096)));
+        assert_eq!(r.transferred.get(), 6 * 16);
+        let d = DriveEntry::read_from_bytes(&buf.read(4 * 16, 16)).unwrap();
+        assert_eq!((d.state, d.volume.get()), (5, 2), "drive 4: a spare dedicated to volume 2");
+        let d = DriveEntry::read_from_bytes(&buf.read(5 * 16, 16)).unwrap();
+        assert_eq!((d.state, d.volume.get()), (5, u32::MAX), "drive 5: a global spare");
+        let r = h.mgmt_then(0xFFFE, mgmt::SET_HOT_SPARE, [4, 0, 0, 0], None, 2);
+        assert_eq!(r[0].scsi_status, mgmt_status::SUCCESS, "cleared");
     });
 }
 

@@ -174,6 +174,9 @@ pub struct Raid {
     next_volume: VolumeId,
     events: EventLog,
     cache_bytes: u64,
+    /// Hot spares dedicated to one volume (the others are global): such a spare rebuilds only
+    /// that volume.
+    dedicated: BTreeMap<DriveId, VolumeId>,
 }
 
 fn fault_error(volume: VolumeId, fault: Fault, failed: Vec<DriveId>) -> RaidError {
@@ -216,6 +219,7 @@ impl Raid {
             next_volume: 0,
             events: EventLog::default(),
             cache_bytes: config.cache_bytes,
+            dedicated: BTreeMap::new(),
         })
     }
 
@@ -259,7 +263,10 @@ impl Raid {
             allocated_bytes: d.allocated_bytes(),
             backing: if d.path().is_some() { "file" } else { "memory" },
             path: d.path().map(|p| p.display().to_string()),
-            volume: self.member_of(drive).map(|(v, _)| v),
+            volume: self
+                .member_of(drive)
+                .map(|(v, _)| v)
+                .or_else(|| self.dedicated.get(&drive).copied()),
             media_errors: d.media_errors(),
             stats: d.stats(),
         })
@@ -443,6 +450,8 @@ impl Raid {
             };
             drive.set_state(state);
         }
+        // Its dedicated spares stay hot spares, global ones now.
+        self.dedicated.retain(|_, v| *v != volume);
         self.events.push(EventKind::VolumeDeleted { volume });
         Ok(())
     }
@@ -451,6 +460,7 @@ impl Raid {
     /// rebuilding onto it at once.
     pub fn set_hot_spare(&mut self, drive: DriveId) -> Result<(), RaidError> {
         self.require_unconfigured(drive, "Unconfigured Good")?;
+        self.dedicated.remove(&drive);
         self.drives[drive as usize].set_state(DriveState::HotSpare);
         self.events.push(EventKind::HotSpareAdded { drive });
         let ids: Vec<VolumeId> = self.volumes.keys().copied().collect();
@@ -460,11 +470,34 @@ impl Raid {
         Ok(())
     }
 
+    /// Make an Unconfigured Good drive a hot spare dedicated to `volume`: it rebuilds that
+    /// volume only (at once, if it is degraded and the spare fits), never another. When the
+    /// volume is deleted the spare becomes a global one.
+    pub fn set_dedicated_spare(
+        &mut self,
+        drive: DriveId,
+        volume: VolumeId,
+    ) -> Result<(), RaidError> {
+        self.get_volume(volume)?;
+        self.require_unconfigured(drive, "Unconfigured Good")?;
+        self.drives[drive as usize].set_state(DriveState::HotSpare);
+        self.dedicated.insert(drive, volume);
+        self.events.push(EventKind::HotSpareAdded { drive });
+        self.assign_spares(volume);
+        Ok(())
+    }
+
+    /// The volume a hot spare is dedicated to (`None`: a global spare, or not a spare).
+    pub fn dedicated_to(&self, drive: DriveId) -> Option<VolumeId> {
+        self.dedicated.get(&drive).copied()
+    }
+
     pub fn clear_hot_spare(&mut self, drive: DriveId) -> Result<(), RaidError> {
         let state = self.get_drive(drive)?.state();
         if state != DriveState::HotSpare {
             return Err(RaidError::DriveNotAvailable { drive, state, need: "a hot spare" });
         }
+        self.dedicated.remove(&drive);
         self.drives[drive as usize].set_state(DriveState::UnconfiguredGood);
         self.events.push(EventKind::HotSpareRemoved { drive });
         Ok(())
@@ -607,11 +640,19 @@ impl Raid {
             });
             let Some(slot) = failed else { return };
             let need = vol.member_bytes();
+            // A spare dedicated to this volume first, then a global one; never a spare
+            // dedicated to another volume.
             let spare = self
                 .drives
                 .iter()
-                .find(|d| d.state() == DriveState::HotSpare && d.capacity() >= need)
-                .map(Drive::id);
+                .filter(|d| d.state() == DriveState::HotSpare && d.capacity() >= need)
+                .filter_map(|d| match self.dedicated.get(&d.id()) {
+                    None => Some((1, d.id())),
+                    Some(&v) if v == volume => Some((0, d.id())),
+                    Some(_) => None,
+                })
+                .min()
+                .map(|(_, id)| id);
             let Some(spare) = spare else { return };
             self.begin_rebuild(volume, slot, spare);
         }
@@ -625,6 +666,7 @@ impl Raid {
             old.set_state(DriveState::UnconfiguredBad);
         }
         vol.members[slot] = drive;
+        self.dedicated.remove(&drive);
         self.drives[drive as usize].set_state(DriveState::Rebuild);
         vol.rebuilds
             .insert(slot, Rebuild { drive, replacing, done_blocks: 0, reported_deciles: 0 });

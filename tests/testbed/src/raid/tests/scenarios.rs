@@ -832,3 +832,39 @@ fn an_unreadable_block_is_a_medium_error_with_its_lba() {
 fn kinds(events: &[Event]) -> Vec<EventKind> {
     events.iter().map(|e| e.kind.clone()).collect()
 }
+
+/// A spare dedicated to a volume rebuilds that volume only; a global spare any; a deleted
+/// volume's dedicated spare becomes global.
+#[test]
+fn a_dedicated_spare_rebuilds_only_its_volume() {
+    let mut raid = Raid::new(&RaidConfig::new(vec![1 << 20; 6])).unwrap();
+    let a = raid.create_volume(&VolumeRequest::new(Level::Raid1, vec![0, 1]).strip(4096)).unwrap();
+    let b = raid.create_volume(&VolumeRequest::new(Level::Raid1, vec![2, 3]).strip(4096)).unwrap();
+    assert_eq!(raid.set_dedicated_spare(4, 9).unwrap_err().to_string(), "volume 9 does not exist");
+    raid.set_dedicated_spare(4, b).unwrap();
+    assert_eq!((raid.dedicated_to(4), raid.drive(4).unwrap().volume), (Some(b), Some(b)));
+    assert_eq!(raid.drive(4).unwrap().state, DriveState::HotSpare);
+    // Volume a degrades: the spare is not its to take.
+    raid.fail_drive(0).unwrap();
+    assert!(raid.volume(a).unwrap().rebuilds.is_empty());
+    assert_eq!(raid.drive(4).unwrap().state, DriveState::HotSpare);
+    // A global spare is taken by a at once.
+    raid.set_hot_spare(5).unwrap();
+    assert_eq!(raid.volume(a).unwrap().rebuilds[0].drive, 5);
+    raid.finish_rebuilds();
+    // Volume b degrades: its dedicated spare rebuilds it and is a member, no longer a spare.
+    raid.fail_drive(3).unwrap();
+    assert_eq!(raid.volume(b).unwrap().rebuilds[0].drive, 4);
+    assert_eq!(raid.dedicated_to(4), None);
+    raid.finish_rebuilds();
+    assert_eq!(raid.volume(b).unwrap().state, VolumeState::Optimal);
+    // Clearing forgets a dedication; deleting the volume makes its spare global.
+    raid.make_good(3).unwrap();
+    raid.set_dedicated_spare(3, b).unwrap();
+    raid.clear_hot_spare(3).unwrap();
+    assert_eq!(raid.dedicated_to(3), None);
+    raid.set_dedicated_spare(3, b).unwrap();
+    raid.delete_volume(b).unwrap();
+    assert_eq!((raid.dedicated_to(3), raid.drive(3).unwrap().volume), (None, None));
+    assert_eq!(raid.drive(3).unwrap().state, DriveState::HotSpare);
+}
