@@ -699,6 +699,8 @@ impl<P: Platform> Controller<P> {
 
     pub fn stop_controller(&mut self) -> Result<(), ControllerError> {
         self.lifecycle.advance(Call::UserStopController)?;
+        // No service pass runs after Stop: admin requests still waiting are answered now.
+        self.admin.controller_stopped();
         Ok(())
     }
 

@@ -527,10 +527,20 @@ impl AdminEngine {
 
     /// The firmware is gone for good: every request waiting for it, or with it, fails.
     pub fn firmware_failed(&mut self) {
-        self.firmware_lost(status::DEVICE_ERROR);
+        self.abandon(status::DEVICE_ERROR);
+    }
+
+    /// The controller stopped (`UserStopController`): nothing will carry the waiting requests
+    /// out, so they are answered NOT_READY (no controller to ask).
+    pub fn controller_stopped(&mut self) {
+        self.abandon(status::NOT_READY);
+    }
+
+    fn abandon(&mut self, code: u32) {
+        self.firmware_lost(code);
         for i in 0..ADMIN_SLOTS {
             if self.slots[i].state == SlotState::Queued {
-                self.answer(i, status::DEVICE_ERROR);
+                self.answer(i, code);
             }
         }
     }

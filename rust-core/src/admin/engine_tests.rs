@@ -666,6 +666,21 @@ mod in_the_controller {
     }
 
     #[test]
+    fn stop_answers_the_waiting_requests_not_ready() {
+        let mut c = controller(abi::DK_STAGE_FULL);
+        let mut dev = bring_up(&mut c);
+        answer_list_volumes(&mut c, &mut dev, &[0]);
+        let sent = c.admin_submit(&req(1, &Body::DriveList), false).unwrap();
+        service(&mut c, 3_500);
+        let queued = c.admin_submit(&req(2, &Body::VolumeList), false).unwrap();
+        assert_eq!(c.admin().state(sent), SlotState::Sent);
+        c.stop_controller().unwrap();
+        assert_eq!(answer(&fetch(&mut c, sent)).status, status::NOT_READY);
+        assert_eq!(answer(&fetch(&mut c, queued)).status, status::NOT_READY);
+        c.teardown();
+    }
+
+    #[test]
     fn io_stats_count_stage_1_and_stage_3_completions() {
         // Stage 1: the emulated disk.
         let mut c = controller(abi::DK_STAGE_FAKE_BLOCK);
