@@ -576,3 +576,474 @@ pub fn diagnose_create(spec: &CreateSpec, drives: &[DriveEntry]) -> Vec<String> 
     }
     reasons
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use dkraid_core::admin::wire::{
+        volume_state, ControllerInfo, EventEntry, IoStats, StageInfo, VolumeEntry,
+    };
+    use dkraid_core::admin::{decode_request, encode_list, encode_response, Body};
+    use dkraid_core::IOReturn;
+    use zerocopy::little_endian::U64;
+    use zerocopy::IntoBytes;
+
+    use super::*;
+    use crate::cli::{parse, Parsed};
+    use crate::error::ErrorKind;
+    use crate::transport::{selector, AsyncMessage, CallReply};
+
+    const GIB: u64 = 1 << 30;
+
+    /// An in-memory driver with a small array: volume 0 (RAID 1 on drives 0-1), volume 1
+    /// (RAID 5 on drives 2-4, rebuilding onto drive 4 at 42%), drive 5 a global spare, drives
+    /// 6-7 unconfigured good (drive 7 smaller).
+    struct Driver {
+        stage: u32,
+        volumes: Vec<VolumeEntry>,
+        drives: Vec<DriveEntry>,
+        events: Vec<EventEntry>,
+        /// Event batches that appear, one per wait, each with a notification.
+        later: VecDeque<Vec<EventEntry>>,
+        /// The status VOLUME_CREATE answers (OK: it creates the volume).
+        create_status: u32,
+        asyncs: VecDeque<AsyncMessage>,
+        ready: Vec<(u64, Vec<u8>)>,
+        next_ticket: u64,
+        requests: Vec<u16>,
+    }
+
+    fn drive(id: u16, state: u8, volume: u16, capacity: u64) -> DriveEntry {
+        DriveEntry {
+            id: U16::new(id),
+            state,
+            volume: U16::new(volume),
+            capacity_bytes: U64::new(capacity),
+            ..Default::default()
+        }
+    }
+
+    fn event(seq: u64, code: u16, volume: u16, drive: u16, percent: u8) -> EventEntry {
+        EventEntry {
+            sequence: U64::new(seq),
+            code: U16::new(code),
+            volume: U16::new(volume),
+            drive: U16::new(drive),
+            percent,
+            reserved: 0,
+        }
+    }
+
+    impl Driver {
+        fn new() -> Driver {
+            let vol = |id: u16, level: u8, state: u8, pct: u8, bits: u64, n: u8| VolumeEntry {
+                id: U16::new(id),
+                state,
+                level,
+                block_size: U32::new(512),
+                capacity_blocks: U64::new(2 * 1024 * 1024),
+                strip_kib: U32::new(64),
+                rebuild_percent: pct,
+                drive_count: n,
+                reserved: U16::new(0),
+                drives: U64::new(bits),
+            };
+            use dkraid_core::admin::wire::event as ev;
+            Driver {
+                stage: 3,
+                volumes: vec![
+                    vol(0, 1, volume_state::OPTIMAL, 0, 0b11, 2),
+                    vol(1, 5, volume_state::REBUILDING, 42, 0b11100, 3),
+                ],
+                drives: vec![
+                    drive(0, drive_state::ONLINE, 0, GIB),
+                    drive(1, drive_state::ONLINE, 0, GIB),
+                    drive(2, drive_state::ONLINE, 1, GIB),
+                    drive(3, drive_state::ONLINE, 1, GIB),
+                    drive(4, drive_state::REBUILD, 1, GIB),
+                    drive(5, drive_state::HOT_SPARE, NO_VOLUME, GIB),
+                    drive(6, drive_state::UNCONFIGURED_GOOD, NO_VOLUME, GIB),
+                    drive(7, drive_state::UNCONFIGURED_GOOD, NO_VOLUME, GIB / 2),
+                ],
+                events: vec![
+                    event(1, ev::DRIVE_FAILED, 1, 4, 0),
+                    event(2, ev::VOLUME_DEGRADED, 1, NO_VOLUME, 0),
+                    event(3, ev::REBUILD_STARTED, 1, 4, 0),
+                ],
+                later: VecDeque::new(),
+                create_status: status::OK,
+                asyncs: VecDeque::new(),
+                ready: Vec::new(),
+                next_ticket: 1,
+                requests: Vec::new(),
+            }
+        }
+
+        fn answer(&mut self, input: &[u8], out: &mut [u8]) -> usize {
+            let req = match decode_request(input) {
+                Ok(req) => req,
+                // Refused by name, as the driver does: the header's command and sequence.
+                Err(e) => {
+                    let cmd = u16::from_le_bytes([input[6], input[7]]);
+                    let seq = u32::from_le_bytes([input[12], input[13], input[14], input[15]]);
+                    return encode_response(out, cmd, seq, e.status(), &[]).unwrap();
+                }
+            };
+            let (cmd, seq) = (req.body.command(), req.sequence);
+            self.requests.push(cmd);
+            let ok = |out: &mut [u8], payload: &[u8]| {
+                encode_response(out, cmd, seq, status::OK, payload).unwrap()
+            };
+            let fail = |out: &mut [u8], s: u32| encode_response(out, cmd, seq, s, &[]).unwrap();
+            if self.stage < 3 && !matches!(req.body, Body::StageGet) {
+                return fail(out, status::NOT_READY);
+            }
+            match req.body {
+                Body::ControllerShow => {
+                    let info = ControllerInfo {
+                        max_commands: U32::new(128),
+                        max_targets: U32::new(128),
+                        drives: U32::new(self.drives.len() as u32),
+                        volumes: U32::new(self.volumes.len() as u32),
+                        stage: U32::new(self.stage),
+                        firmware_version: *b"FW 1.2.3\0\0\0\0\0\0\0\0",
+                        serial: *b"DKR-0001\0\0\0\0\0\0\0\0",
+                        driver_version: *b"0.1.0\0\0\0\0\0\0\0\0\0\0\0",
+                        ..Default::default()
+                    };
+                    ok(out, info.as_bytes())
+                }
+                Body::StageGet => ok(out, StageInfo { stage: U32::new(self.stage) }.as_bytes()),
+                Body::VolumeList => encode_list(out, cmd, seq, &self.volumes).unwrap(),
+                Body::DriveList => encode_list(out, cmd, seq, &self.drives).unwrap(),
+                Body::VolumeShow(r) => match self.volumes.iter().find(|v| v.id == r.volume) {
+                    Some(v) => ok(out, v.as_bytes()),
+                    None => fail(out, status::NOT_FOUND),
+                },
+                Body::DriveShow(r) => match self.drives.iter().find(|d| d.id == r.drive) {
+                    Some(d) => ok(out, d.as_bytes()),
+                    None => fail(out, status::NOT_FOUND),
+                },
+                Body::EventsSince(p) => {
+                    let after: Vec<EventEntry> = self
+                        .events
+                        .iter()
+                        .filter(|e| e.sequence.get() > p.sequence.get())
+                        .copied()
+                        .collect();
+                    encode_list(out, cmd, seq, &after).unwrap()
+                }
+                Body::IoStats(_) => {
+                    let mut s = IoStats { reads: U64::new(10), ..Default::default() };
+                    s.latency_us_log2[3] = U64::new(10);
+                    ok(out, s.as_bytes())
+                }
+                Body::VolumeCreate(c) => {
+                    if self.create_status != status::OK {
+                        return fail(out, self.create_status);
+                    }
+                    let mut bits = 0u64;
+                    for d in &c.drives[..usize::from(c.drive_count)] {
+                        bits |= 1 << d.get();
+                    }
+                    let v = VolumeEntry {
+                        id: U16::new(2),
+                        level: c.level,
+                        block_size: c.block_size,
+                        capacity_blocks: U64::new(1024),
+                        strip_kib: c.strip_kib,
+                        drive_count: c.drive_count,
+                        drives: U64::new(bits),
+                        ..Default::default()
+                    };
+                    ok(out, v.as_bytes())
+                }
+                Body::VolumeDelete(r) if r.volume.get() > 1 => fail(out, status::NOT_FOUND),
+                _ => ok(out, &[]),
+            }
+        }
+    }
+
+    impl Transport for Driver {
+        fn open(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn call(
+            &mut self,
+            sel: u32,
+            scalars_in: &[u64],
+            struct_in: &[u8],
+            _cap: usize,
+            _scap: usize,
+            _is_async: bool,
+        ) -> Result<CallReply> {
+            let reply = |kern_return, scalars_out, struct_out| CallReply {
+                kern_return,
+                scalars_out,
+                struct_out,
+            };
+            Ok(match sel {
+                selector::SUBMIT => {
+                    let mut out = vec![0u8; 4096];
+                    let n = self.answer(struct_in, &mut out);
+                    out.truncate(n);
+                    let ticket = self.next_ticket;
+                    self.next_ticket += 1;
+                    self.ready.push((ticket, out));
+                    self.asyncs.push_back(AsyncMessage { status: 0, args: vec![ticket, n as u64] });
+                    reply(0, vec![ticket], vec![])
+                }
+                selector::FETCH => match self.ready.iter().position(|r| r.0 == scalars_in[0]) {
+                    Some(i) => reply(0, vec![], self.ready.remove(i).1),
+                    None => reply(IOReturn::kIOReturnNotFound.0, vec![], vec![]),
+                },
+                selector::WATCH_EVENTS => {
+                    let newest = self.events.last().map_or(0, |e| e.sequence.get());
+                    reply(0, vec![newest], vec![])
+                }
+                _ => reply(IOReturn::kIOReturnBadArgument.0, vec![], vec![]),
+            })
+        }
+        fn wait_async(&mut self, _timeout: Duration) -> Result<Option<AsyncMessage>> {
+            if let Some(m) = self.asyncs.pop_front() {
+                return Ok(Some(m));
+            }
+            match self.later.pop_front() {
+                Some(batch) => {
+                    self.events.extend(batch);
+                    let newest = self.events.last().map_or(0, |e| e.sequence.get());
+                    Ok(Some(AsyncMessage { status: 0, args: vec![newest] }))
+                }
+                None => Err(Error::protocol("the test driver has nothing more to say")),
+            }
+        }
+    }
+
+    fn run_with(driver: Driver, line: &str) -> (Result<()>, String, Driver) {
+        let Ok(Parsed::Run(inv)) = parse(line.split_whitespace()) else {
+            panic!("{line} does not parse")
+        };
+        let mut client = Client::new(driver);
+        let mut out = Vec::new();
+        let r = execute(&mut client, &inv.command, inv.json, &mut out);
+        let driver = std::mem::replace(client.transport_mut(), Driver::new());
+        (r, String::from_utf8(out).unwrap(), driver)
+    }
+
+    fn text(line: &str) -> String {
+        let (r, out, _) = run_with(Driver::new(), line);
+        r.unwrap_or_else(|e| panic!("{line}: {e}"));
+        out
+    }
+
+    fn json_of(line: &str) -> Value {
+        serde_json::from_str(&text(line)).unwrap()
+    }
+
+    #[test]
+    fn controller_show() {
+        let out = text("/c0 show");
+        assert!(out.contains("Bring-up Stage    full (3)"), "{out}");
+        assert!(out.contains("Serial Number     DKR-0001"), "{out}");
+        let j = json_of("/c0 show J");
+        assert_eq!(j["controller"]["stage_name"], "full");
+        assert_eq!(j["controller"]["drives"], 8);
+        let out = text("/c0 show all");
+        for needle in ["Volumes (2):", "Drives (8):", "I/O statistics", "4-8 us", "RAID5"] {
+            assert!(out.contains(needle), "{needle}: {out}");
+        }
+        let j = json_of("/c0 show all J");
+        assert_eq!(j["volumes"].as_array().unwrap().len(), 2);
+        assert_eq!(j["drives"].as_array().unwrap().len(), 8);
+        assert_eq!(j["io_stats"]["reads"], 10);
+    }
+
+    #[test]
+    fn volumes_and_drives() {
+        let out = text("/c0/vall show");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("VD  TYPE"), "{out}");
+        assert!(lines[2].starts_with("0   RAID1  Optl   1.000 GiB"), "{out}");
+        assert!(lines[3].contains("Rbld") && lines[3].contains("2-4") && lines[3].ends_with("42%"));
+        let j = json_of("/c0/v1 show all J");
+        assert_eq!(j["volume"]["drives"], json!([2, 3, 4]));
+        let ids: Vec<u64> =
+            j["drives"].as_array().unwrap().iter().map(|d| d["id"].as_u64().unwrap()).collect();
+        assert_eq!(ids, [2, 3, 4]);
+        assert_eq!(j["io_stats"]["latency_us_log2"][3], 10);
+        let out = text("/c0/v1 show all");
+        assert!(out.contains("Drives of volume 1:") && out.contains("0:4"), "{out}");
+        let out = text("/c0/eall/sall show");
+        assert!(out.contains("0:5      5    GHS"), "{out}");
+        assert!(out.contains("0:7      7    UGood  -   512.000 MiB"), "{out}");
+        let j = json_of("/c0/e0/s5 show J");
+        assert_eq!(j["drive"]["spare"], "global");
+        let out = text("/c0/eall/sall show rebuild");
+        assert!(out.lines().nth(2).unwrap().starts_with("0:4      4    1   42"), "{out}");
+        let j = json_of("/c0/eall/sall show rebuild J");
+        assert_eq!(j["rebuilds"], json!([{ "drive": 4, "volume": 1, "percent": 42 }]));
+        assert_eq!(text("/c0/s6 show rebuild"), "Drive 6 is not being rebuilt.\n");
+    }
+
+    #[test]
+    fn configuration_commands() {
+        let out = text("/c0 add vd type=raid1 drives=6-7 strip=128");
+        assert!(out.starts_with("Volume 2 created.\n"), "{out}");
+        assert!(out.contains("RAID1") && out.contains("128 KiB") && out.contains("6-7"), "{out}");
+        let j = json_of("/c0 add vd type=raid1 drives=6-7 J");
+        assert_eq!(j["created"]["drives"], json!([6, 7]));
+        assert_eq!(text("/c0/v1 del"), "Volume 1 deleted.\n");
+        assert_eq!(json_of("/c0/v1 del J"), json!({ "deleted": { "volume": 1 } }));
+        assert_eq!(text("/c0/s6 set hotspare"), "Drive 6 is now a global hot spare.\n");
+        assert_eq!(
+            text("/c0/s6 set hotspare dgs=1"),
+            "Drive 6 is now a dedicated hot spare of volume 1.\n"
+        );
+        assert_eq!(
+            json_of("/c0/s6 set hotspare dgs=1 J"),
+            json!({ "hotspare": { "action": "set", "drive": 6, "volume": 1 } })
+        );
+        assert_eq!(text("/c0/s5 delete hotspare"), "Drive 5 is no longer a hot spare.\n");
+        assert!(
+            text("/c0/v1 start rebuild drive=6").starts_with("Rebuild of volume 1 onto drive 6")
+        );
+        let (_, _, d) = run_with(Driver::new(), "/c0/v1 start rebuild drive=6");
+        assert_eq!(d.requests, [dkraid_core::admin::command::REBUILD_START]);
+    }
+
+    #[test]
+    fn events() {
+        let out = text("/c0 show events");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "Seq  Event            VD  DID  Percent");
+        assert_eq!(lines[2], "1    Drive failed     1   4    -");
+        assert_eq!(lines[3], "2    Volume degraded  1   -    -");
+        assert_eq!(text("/c0 show events since=3"), "No events after sequence 3.\n");
+        let j = json_of("/c0 show events since=1 J");
+        assert_eq!(j["newest"], 3);
+        assert_eq!(j["events"][0]["event"], "volume-degraded");
+        assert_eq!(j["events"][1]["percent"], 0);
+    }
+
+    #[test]
+    fn follow_until_an_event() {
+        use dkraid_core::admin::wire::event as ev;
+        let mut d = Driver::new();
+        d.later.push_back(vec![event(4, ev::REBUILD_PROGRESS, 1, 4, 50)]);
+        d.later.push_back(vec![
+            event(5, ev::REBUILD_PROGRESS, 1, 4, 100),
+            event(6, ev::REBUILD_FINISHED, 1, 4, 100),
+            event(7, ev::SPARE_ACTIVE, 1, 5, 0),
+        ]);
+        let (r, out, _) = run_with(d, "/c0 show events since=2 --follow --until=rebuild-finished");
+        r.unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2 + 4, "{out}");
+        assert!(lines[2].starts_with("3 ") && lines[2].contains("Rebuild started"), "{out}");
+        assert!(lines[3].contains("Rebuild progress") && lines[3].ends_with("50%"), "{out}");
+        assert!(lines[5].starts_with("6 ") && lines[5].contains("Rebuild finished"), "{out}");
+        // JSON: one object per line.
+        let mut d = Driver::new();
+        d.later.push_back(vec![event(4, ev::REBUILD_FINISHED, 1, 4, 100)]);
+        let (r, out, _) = run_with(d, "/c0 show events --follow --until=rebuild-finished J");
+        r.unwrap();
+        let seqs: Vec<u64> = out
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["sequence"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        // An event already in the log stops it at once.
+        let (r, out, _) = run_with(Driver::new(), "/c0 show events --until=drive-failed J");
+        r.unwrap();
+        assert_eq!(out.lines().count(), 1);
+    }
+
+    #[test]
+    fn create_failures_name_the_drives() {
+        let mut d = Driver::new();
+        d.create_status = status::REJECTED;
+        let (r, _, _) = run_with(d, "/c0 add vd type=raid5 drives=3,5-6,9");
+        let e = r.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Rejected);
+        assert_eq!(e.exit_code(), 5);
+        assert_eq!(
+            e.message,
+            "cannot create the RAID5 volume on drives 3,5-6,9: drive 3 is Onln (online) in \
+             volume 0; a new volume needs Unconfigured Good drives; drive 5 is GHS (global hot \
+             spare); a new volume needs Unconfigured Good drives; drive 9 does not exist (the \
+             controller has drives 0-7) (Rejected)"
+                .replace("in volume 0", "in volume 1")
+        );
+        let mut d = Driver::new();
+        d.create_status = status::NOT_FOUND;
+        let (r, _, _) = run_with(d, "/c0 add vd type=raid1 drives=6-7");
+        let e = r.unwrap_err();
+        assert!(e.message.contains("drive 7 is too small for this volume (512.000 MiB"), "{e}");
+        assert!(e.message.ends_with("(NotFound)"), "{e}");
+        let mut d = Driver::new();
+        d.create_status = status::DRIVE_COUNT_FOR_LEVEL;
+        let (r, _, _) = run_with(d, "/c0 add vd type=raid5 drives=6-7");
+        let e = r.unwrap_err();
+        assert_eq!(e.exit_code(), 5);
+        assert!(e.message.contains("RAID 5 takes at least 3 drives, got 2"), "{e}");
+        let mut d = Driver::new();
+        d.create_status = status::DRIVE_COUNT_FOR_LEVEL;
+        let (r, _, _) = run_with(d, "/c0 add vd type=raid10 drives=0-4");
+        assert!(r.unwrap_err().message.contains("RAID 10 takes an even number of drives, got 5"));
+        let mut d = Driver::new();
+        d.create_status = status::DUPLICATE_DRIVE;
+        let (r, _, _) = run_with(d, "/c0 add vd type=raid5 drives=6,7,6");
+        assert!(r.unwrap_err().message.contains("drive 6 is listed twice (DuplicateDrive)"));
+        let mut d = Driver::new();
+        d.create_status = status::FIELD_OUT_OF_RANGE;
+        let (r, _, _) = run_with(d, "/c0 add vd type=raid1 drives=6-7 strip=48");
+        assert!(r.unwrap_err().message.contains("strip=48 must be a power of two"));
+    }
+
+    #[test]
+    fn diagnosis_of_single_drives() {
+        let spec =
+            |drives: Vec<u16>| CreateSpec { level: 1, drives, strip_kib: 64, block_size: 512 };
+        let drives = Driver::new().drives;
+        assert!(diagnose_create(&spec(vec![6]), &drives).is_empty());
+        let mut tiny = drives.clone();
+        tiny[6].capacity_bytes = U64::new(4096);
+        assert_eq!(
+            diagnose_create(&spec(vec![6]), &tiny),
+            ["drive 6 is too small (4.000 KiB; one 64 KiB strip does not fit)"]
+        );
+        let mut dedicated = drives.clone();
+        dedicated[5].volume = U16::new(1);
+        assert_eq!(
+            diagnose_create(&spec(vec![5]), &dedicated),
+            ["drive 5 is DHS (dedicated hot spare) for volume 1; a new volume needs \
+              Unconfigured Good drives"]
+        );
+        let mut bad = drives;
+        bad[6].state = drive_state::UNCONFIGURED_BAD;
+        assert_eq!(
+            diagnose_create(&spec(vec![6, 6]), &bad),
+            ["drive 6 is UBad (unconfigured bad); a new volume needs Unconfigured Good drives"]
+        );
+    }
+
+    #[test]
+    fn not_found_and_not_ready_are_specific() {
+        let (r, _, _) = run_with(Driver::new(), "/c0/v7 show");
+        let e = r.unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Rejected, "volume 7 does not exist (see /c0/vall show) (NotFound)")
+        );
+        let (r, _, _) = run_with(Driver::new(), "/c0/e0/s9 show");
+        assert!(r.unwrap_err().message.starts_with("drive 9 does not exist"));
+        let mut d = Driver::new();
+        d.stage = 2;
+        let (r, _, _) = run_with(d, "/c0 show");
+        let e = r.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Busy);
+        assert_eq!(e.exit_code(), 6);
+        assert!(e.message.contains("bring-up stage single-io (2)"), "{e}");
+    }
+}
