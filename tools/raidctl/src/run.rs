@@ -97,9 +97,84 @@ fn explain<T: Transport>(client: &mut Client<T>, cmd: &Command, mut e: Error) ->
                 e.message = format!("{what} (NotFound)");
             }
         }
+        Some(status::REJECTED) => {
+            if let Some(why) = rejected_because(client, cmd) {
+                e.message = format!("{why} (Rejected)");
+            }
+        }
         _ => {}
     }
     e
+}
+
+/// `drive N is Onln (online) in volume 0`, from DRIVE_SHOW.
+fn drive_situation<T: Transport>(
+    client: &mut Client<T>,
+    drive: u16,
+) -> Option<(DriveEntry, String)> {
+    let d = client.drive_show(drive).ok()?;
+    let (short, long) = render::drive_state_names(&d);
+    let volume = d.volume.get();
+    let place = match (volume, d.state) {
+        (NO_VOLUME, _) => String::new(),
+        (v, drive_state::HOT_SPARE) => format!(" for volume {v}"),
+        (v, _) => format!(" in volume {v}"),
+    };
+    Some((d, format!("drive {drive} is {short} ({long}){place}")))
+}
+
+/// Why the controller refused a configuration command, from what it reports now.
+fn rejected_because<T: Transport>(client: &mut Client<T>, cmd: &Command) -> Option<String> {
+    match *cmd {
+        Command::HotspareSet { volume: Some(0), drive } => Some(format!(
+            "cannot make drive {drive} a dedicated spare of volume 0: the firmware reads a \
+             dedicated volume of 0 as \"global\"; make it a global spare (/c0/s{drive} set \
+             hotspare) instead"
+        )),
+        Command::HotspareSet { drive, .. } => {
+            let (d, situation) = drive_situation(client, drive)?;
+            (d.state != drive_state::UNCONFIGURED_GOOD).then(|| {
+                format!(
+                    "cannot make drive {drive} a hot spare: {situation}; a spare must be \
+                     Unconfigured Good"
+                )
+            })
+        }
+        Command::HotspareDelete { drive } => {
+            let (d, situation) = drive_situation(client, drive)?;
+            (d.state != drive_state::HOT_SPARE)
+                .then(|| format!("drive {drive} is not a hot spare: {situation}"))
+        }
+        Command::RebuildStart { volume, drive } => {
+            let v = client.volume_show(volume).ok()?;
+            let (vstate, vlong) = render::volume_state_names(v.state);
+            if v.state == dkraid_core::admin::wire::volume_state::OPTIMAL
+                || v.state == dkraid_core::admin::wire::volume_state::REBUILDING
+            {
+                return Some(format!(
+                    "cannot start a rebuild of volume {volume}: it is {vstate} ({vlong}), a \
+                     rebuild needs a degraded volume"
+                ));
+            }
+            let (d, situation) = drive_situation(client, drive)?;
+            let usable = d.state == drive_state::UNCONFIGURED_GOOD
+                || (d.state == drive_state::HOT_SPARE
+                    && (d.volume.get() == NO_VOLUME || d.volume.get() == volume));
+            (!usable).then(|| {
+                format!(
+                    "cannot rebuild volume {volume} onto drive {drive}: {situation}; the \
+                     target must be Unconfigured Good or a spare of that volume"
+                )
+            })
+        }
+        Command::VolumeDelete { volume } => {
+            let v = client.volume_show(volume).ok()?;
+            (v.state == dkraid_core::admin::wire::volume_state::REBUILDING).then(|| {
+                format!("cannot delete volume {volume} while it rebuilds ({}%)", v.rebuild_percent)
+            })
+        }
+        _ => None,
+    }
 }
 
 fn execute_inner<T: Transport>(client: &mut Client<T>, cmd: &Command, out: &mut Out) -> Result<()> {
@@ -608,6 +683,8 @@ mod tests {
         later: VecDeque<Vec<EventEntry>>,
         /// The status VOLUME_CREATE answers (OK: it creates the volume).
         create_status: u32,
+        /// Every other configuration command answers Rejected.
+        reject_config: bool,
         asyncs: VecDeque<AsyncMessage>,
         ready: Vec<(u64, Vec<u8>)>,
         next_ticket: u64,
@@ -673,6 +750,7 @@ mod tests {
                 ],
                 later: VecDeque::new(),
                 create_status: status::OK,
+                reject_config: false,
                 asyncs: VecDeque::new(),
                 ready: Vec::new(),
                 next_ticket: 1,
@@ -698,6 +776,9 @@ mod tests {
             let fail = |out: &mut [u8], s: u32| encode_response(out, cmd, seq, s, &[]).unwrap();
             if self.stage < 3 && !matches!(req.body, Body::StageGet) {
                 return fail(out, status::NOT_READY);
+            }
+            if self.reject_config && req.body.is_destructive() {
+                return fail(out, status::REJECTED);
             }
             match req.body {
                 Body::ControllerShow => {
@@ -1026,6 +1107,50 @@ mod tests {
             diagnose_create(&spec(vec![6, 6]), &bad),
             ["drive 6 is UBad (unconfigured bad); a new volume needs Unconfigured Good drives"]
         );
+    }
+
+    #[test]
+    fn rejections_are_explained() {
+        let rejecting = || {
+            let mut d = Driver::new();
+            d.reject_config = true;
+            d
+        };
+        let cases = [
+            ("/c0/s6 set hotspare dgs=0", "cannot make drive 6 a dedicated spare of volume 0"),
+            (
+                "/c0/s2 set hotspare",
+                "cannot make drive 2 a hot spare: drive 2 is Onln (online) in volume 1; a spare \
+                 must be Unconfigured Good (Rejected)",
+            ),
+            ("/c0/s6 delete hotspare", "drive 6 is not a hot spare: drive 6 is UGood"),
+            (
+                "/c0/v0 start rebuild drive=6",
+                "cannot start a rebuild of volume 0: it is Optl (optimal)",
+            ),
+            ("/c0/v1 del", "cannot delete volume 1 while it rebuilds (42%)"),
+        ];
+        for (line, needle) in cases {
+            let (r, _, _) = run_with(rejecting(), line);
+            let e = r.unwrap_err();
+            assert_eq!(e.exit_code(), 5, "{line}");
+            assert!(e.message.contains(needle), "{line}: {e}");
+        }
+        let mut d = rejecting();
+        d.volumes[0].state = volume_state::DEGRADED;
+        let (r, _, _) = run_with(d, "/c0/v0 start rebuild drive=3");
+        let e = r.unwrap_err();
+        assert!(
+            e.message.contains(
+                "cannot rebuild volume 0 onto drive 3: drive 3 is Onln (online) in volume 1"
+            ),
+            "{e}"
+        );
+        // Nothing to explain: the controller's word stands.
+        let mut d = rejecting();
+        d.volumes[0].state = volume_state::DEGRADED;
+        let (r, _, _) = run_with(d, "/c0/v0 start rebuild drive=6");
+        assert_eq!(r.unwrap_err().message, "the controller refused REBUILD_START (Rejected)");
     }
 
     #[test]
