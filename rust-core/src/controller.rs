@@ -256,6 +256,26 @@ pub fn tmf_name(function: u32) -> &'static str {
 
 impl<P: Platform> Controller<P> {
     pub fn new(platform: P, config: &abi::dk_core_config) -> Result<Self, ControllerError> {
+        let mut slot = core::mem::MaybeUninit::<Self>::uninit();
+        // SAFETY: `slot` is valid and aligned for a `Self`.
+        unsafe { Self::new_in_place(slot.as_mut_ptr(), platform, config)? };
+        // SAFETY: on `Ok` every field was written.
+        Ok(unsafe { slot.assume_init() })
+    }
+
+    /// A new controller written straight into `slot`, field by field: the controller is tens of
+    /// kilobytes (the admin slots' response buffers, the statistics), more than a dext
+    /// thread's stack should carry, and an unoptimised build would copy it several times on
+    /// the way.
+    ///
+    /// # Safety
+    /// `slot` must be valid for writes of a `Controller<P>` and aligned; its previous content
+    /// is overwritten without being read or dropped. On `Err` nothing was written.
+    pub unsafe fn new_in_place(
+        slot: *mut Self,
+        platform: P,
+        config: &abi::dk_core_config,
+    ) -> Result<(), ControllerError> {
         let config = Config::from_abi(config)?;
         let fake = (config.stage == Stage::FakeBlock).then(|| {
             Emulator::new(
@@ -264,21 +284,32 @@ impl<P: Platform> Controller<P> {
                 Limits::default(),
             )
         });
-        Ok(Controller {
-            platform,
-            config,
-            lifecycle: Lifecycle::new(),
-            pool: TaskPool::new(),
-            targets: Targets::new(),
-            task_targets: [0; limits::MAX_TASK_COUNT as usize],
-            task_nexus: [(0, 0); limits::MAX_TASK_COUNT as usize],
-            fake,
-            hardware: matches!(config.stage, Stage::SingleIo | Stage::Full)
-                .then(|| Hardware::new(config.stage)),
-            started: [Started::NONE; limits::MAX_TASK_COUNT as usize],
-            stats: IoStatsTable::new(),
-            admin: AdminEngine::new(),
-        })
+        let hardware = matches!(config.stage, Stage::SingleIo | Stage::Full)
+            .then(|| Hardware::new(config.stage));
+        // Each field is written once through a pointer derived from `slot`, which the caller
+        // promises is valid and aligned for a `Self`; nothing is read.
+        macro_rules! put {
+            ($field:ident, $value:expr) => {{
+                let value = $value;
+                // SAFETY: a place projection of `slot` (valid and aligned, as promised).
+                let field = unsafe { core::ptr::addr_of_mut!((*slot).$field) };
+                // SAFETY: `field` points into `slot`, valid for writes.
+                unsafe { field.write(value) };
+            }};
+        }
+        put!(platform, platform);
+        put!(config, config);
+        put!(lifecycle, Lifecycle::new());
+        put!(pool, TaskPool::new());
+        put!(targets, Targets::new());
+        put!(task_targets, [0; limits::MAX_TASK_COUNT as usize]);
+        put!(task_nexus, [(0, 0); limits::MAX_TASK_COUNT as usize]);
+        put!(fake, fake);
+        put!(hardware, hardware);
+        put!(started, [Started::NONE; limits::MAX_TASK_COUNT as usize]);
+        put!(stats, IoStatsTable::new());
+        put!(admin, AdminEngine::new());
+        Ok(())
     }
 
     pub fn config(&self) -> &Config {

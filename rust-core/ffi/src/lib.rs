@@ -171,13 +171,19 @@ pub unsafe extern "C" fn dk_core_init(
     }
     // SAFETY: non-NULL and aligned (checked); the caller promises it is initialised.
     let config = unsafe { &*config };
-    let controller = match Controller::new(c_platform, config) {
-        Ok(c) => c,
-        Err(err) => return fail(format_args!("{CALL}: {err}"), err.ioreturn()),
-    };
-    // SAFETY: `cell` is non-NULL, aligned and valid for `dk_core_size()` bytes (checked above
-    // and promised by the caller); any previous content is overwritten without being read.
-    unsafe { cell.write(CoreCell { magic: CORE_MAGIC, controller }) };
+    // Built in place: the controller is too large to pass through the caller's stack.
+    // SAFETY: a place projection of `cell`, which is non-NULL, aligned and valid for
+    // `dk_core_size()` bytes (checked above and promised by the caller).
+    let controller = unsafe { core::ptr::addr_of_mut!((*cell).controller) };
+    // SAFETY: `controller` points into `cell`; any previous content is overwritten unread.
+    let built = unsafe { Controller::new_in_place(controller, c_platform, config) };
+    if let Err(err) = built {
+        return fail(format_args!("{CALL}: {err}"), err.ioreturn());
+    }
+    // SAFETY: as above.
+    let magic = unsafe { core::ptr::addr_of_mut!((*cell).magic) };
+    // SAFETY: the magic is written last, once the controller is whole.
+    unsafe { magic.write(CORE_MAGIC) };
     // SAFETY: `out_core` is non-NULL and aligned (checked above).
     unsafe { out_core.write(cell.cast::<dk_core>()) };
     ok()
