@@ -845,12 +845,25 @@ f
         let iig = scan_iig(&Source { path: root.join("iig"), display: "iig".into() });
         assert!(iig.findings.is_empty(), "{:?}", iig.findings);
         let queues: Vec<&str> = iig.declared.iter().map(|d| d.queue.as_str()).collect();
-        assert_eq!(queues, ["TargetQueue", "InterruptQueue", "InterruptQueue", "AuxiliaryQueue"]);
+        assert_eq!(
+            queues,
+            [
+                "TargetQueue",
+                "InterruptQueue",
+                "InterruptQueue",
+                "AuxiliaryQueue",
+                // DkRaidUserClient's, from IOUserClient.iig.
+                "IOUserClientQueueExternalMethod"
+            ]
+        );
         let dext = Source { path: root.join("dext"), display: "dext".into() };
         let (regs, f) = scan_sources(&dext, &[]);
         assert!(f.is_empty());
         let names: Vec<&str> = regs.iter().filter_map(|r| r.name.as_deref()).collect();
-        assert_eq!(names, ["AuxiliaryQueue", "TargetQueue", "InterruptQueue"]);
+        assert_eq!(
+            names,
+            ["AuxiliaryQueue", "TargetQueue", "InterruptQueue", "IOUserClientQueueExternalMethod"]
+        );
         assert!(check(&iig.declared, &regs).is_empty());
         // The undeclared-queue variant's extra registration is found when its switch is on.
         let (regs, _) =
