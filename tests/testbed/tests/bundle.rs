@@ -295,7 +295,8 @@ fn an_iouserclass_that_names_no_compiled_class_is_named() {
         "PersonalityUserClass",
         &plist,
         key,
-        "IOUserClass \"DkRaidControllerV2\" names no class declared in iig (DkRaidController) \
+        "IOUserClass \"DkRaidControllerV2\" names no class declared in iig (DkRaidController, \
+         DkRaidUserClient) \
          — did you mean \"DkRaidController\"?",
     );
 }
@@ -602,7 +603,7 @@ fn a_queue_name_without_its_declaration_is_named() {
         f["message"],
         "SetDispatchQueue(\"InterruptQueue\", …): no method of the class hierarchy is declared \
          QUEUENAME(InterruptQueue), so DriverKit returns kIOReturnBadArgument (0xe00002c2); \
-         declared: AuxiliaryQueue, TargetQueue"
+         declared: AuxiliaryQueue, IOUserClientQueueExternalMethod, TargetQueue"
     );
 }
 
