@@ -51,7 +51,9 @@ options:
   -h, --help      this text;   -V, --version   the version
 
 event names (--until): drive-failed, volume-degraded, rebuild-started, rebuild-progress,
-  rebuild-finished, volume-created, volume-deleted, volume-offline, spare-active
+  rebuild-finished, volume-created, volume-deleted, volume-offline, spare-active,
+  hot-spare-added, hot-spare-removed, volume-optimal, rebuild-aborted, media-error-corrected,
+  media-error-unrecovered, rebuild-puncture
 
 exit codes:
   0 ok

@@ -8,8 +8,21 @@ use dkraid_core::admin::wire::{
 use dkraid_core::Stage;
 use serde_json::{json, Value};
 
+/// Event codes the simulated controller's firmware logs beyond the admin wire's 1-9
+/// (`docs/CONTROLLER.md`, `controller::event_ext`): every event keeps its sequence number, so
+/// raidctl names these too rather than showing a gap.
+pub mod event_ext {
+    pub const HOT_SPARE_ADDED: u16 = 10;
+    pub const HOT_SPARE_REMOVED: u16 = 11;
+    pub const VOLUME_OPTIMAL: u16 = 12;
+    pub const REBUILD_ABORTED: u16 = 13;
+    pub const MEDIA_ERROR_CORRECTED: u16 = 14;
+    pub const MEDIA_ERROR_UNRECOVERED: u16 = 15;
+    pub const REBUILD_PUNCTURE: u16 = 16;
+}
+
 /// Every event: code, `--until` name, human name.
-pub const EVENTS: [(u16, &str, &str); 9] = [
+pub const EVENTS: [(u16, &str, &str); 16] = [
     (event::DRIVE_FAILED, "drive-failed", "Drive failed"),
     (event::VOLUME_DEGRADED, "volume-degraded", "Volume degraded"),
     (event::REBUILD_STARTED, "rebuild-started", "Rebuild started"),
@@ -19,6 +32,13 @@ pub const EVENTS: [(u16, &str, &str); 9] = [
     (event::VOLUME_DELETED, "volume-deleted", "Volume deleted"),
     (event::VOLUME_OFFLINE, "volume-offline", "Volume offline"),
     (event::SPARE_ACTIVE, "spare-active", "Spare active"),
+    (event_ext::HOT_SPARE_ADDED, "hot-spare-added", "Hot spare added"),
+    (event_ext::HOT_SPARE_REMOVED, "hot-spare-removed", "Hot spare removed"),
+    (event_ext::VOLUME_OPTIMAL, "volume-optimal", "Volume optimal"),
+    (event_ext::REBUILD_ABORTED, "rebuild-aborted", "Rebuild aborted"),
+    (event_ext::MEDIA_ERROR_CORRECTED, "media-error-corrected", "Media error corrected"),
+    (event_ext::MEDIA_ERROR_UNRECOVERED, "media-error-unrecovered", "Media error unrecovered"),
+    (event_ext::REBUILD_PUNCTURE, "rebuild-puncture", "Rebuild puncture"),
 ];
 
 /// The code of an event named as `--until` takes it (`rebuild-finished`).
@@ -288,7 +308,13 @@ fn id_cell(id: u16) -> String {
 }
 
 fn percent_applies(code: u16) -> bool {
-    matches!(code, event::REBUILD_PROGRESS | event::REBUILD_STARTED | event::REBUILD_FINISHED)
+    matches!(
+        code,
+        event::REBUILD_PROGRESS
+            | event::REBUILD_STARTED
+            | event::REBUILD_FINISHED
+            | event_ext::VOLUME_OPTIMAL
+    )
 }
 
 pub fn events_table(events: &[EventEntry]) -> String {
@@ -314,7 +340,7 @@ fn event_row(e: &EventEntry) -> Vec<String> {
 /// fixed widths so consecutive lines line up.
 pub fn event_line(e: &EventEntry) -> String {
     let cells = event_row(e);
-    let widths = [6, 16, 3, 3, 0];
+    let widths = [6, 23, 3, 3, 0];
     let mut s = String::new();
     for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
         if i > 0 {
@@ -327,7 +353,7 @@ pub fn event_line(e: &EventEntry) -> String {
 
 /// The header for `--follow`, aligned with [`event_line`].
 pub fn event_follow_header() -> String {
-    let h = format!("{:<6}  {:<16}  {:<3}  {:<3}  {}", "Seq", "Event", "VD", "DID", "Percent");
+    let h = format!("{:<6}  {:<23}  {:<3}  {:<3}  {}", "Seq", "Event", "VD", "DID", "Percent");
     format!("{h}\n{}", "-".repeat(h.len()))
 }
 
