@@ -242,6 +242,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send a control command to a running `serve`: `fail-drive N` (the drive dies now),
+    /// `status` (JSON), `shutdown` (stop serving, stop the driver, print the report).
+    Ctl {
+        /// The server's socket.
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// The command and its arguments.
+        #[arg(required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
     /// Check a DriverKit SCSI controller bundle without booting it: the personality, the
     /// entitlements, and QUEUENAME vs SetDispatchQueue in the sources.
     Lint {
@@ -471,11 +481,15 @@ fn main() -> ExitCode {
                 }
             };
             if socket.exists() {
-                eprintln!(
-                    "dkraid-sim: {} exists: another server may be using it (remove it if not)",
-                    socket.display()
-                );
-                return ExitCode::from(2);
+                // A server that was killed leaves its socket behind: nobody answers on it.
+                if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                    eprintln!("dkraid-sim: another server is listening on {}", socket.display());
+                    return ExitCode::from(2);
+                }
+                if let Err(e) = std::fs::remove_file(&socket) {
+                    eprintln!("dkraid-sim: cannot remove the stale {}: {e}", socket.display());
+                    return ExitCode::from(2);
+                }
             }
             let cfg = dkraid_testbed::serve::ServeConfig { socket, workload };
             let config = match prepare(&args, json, Some(boot::Action::Serve(cfg))) {
@@ -519,6 +533,51 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             } else {
                 code
+            }
+        }
+        Command::Ctl { socket, command } => {
+            use dkraid_testbed::sockwire::{self, Message};
+            let stream = match std::os::unix::net::UnixStream::connect(&socket) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "dkraid-sim: no server on {}: {e} (start one with dkraid-sim serve \
+                         --socket {})",
+                        socket.display(),
+                        socket.display()
+                    );
+                    return ExitCode::from(3);
+                }
+            };
+            let mut writer = match stream.try_clone() {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("dkraid-sim: {e}");
+                    return ExitCode::from(3);
+                }
+            };
+            let mut reader = std::io::BufReader::new(stream);
+            let request = Message::SimControl { command: command.join(" ") };
+            let reply = sockwire::write_message(&mut writer, &request)
+                .map_err(|e| e.to_string())
+                .and_then(|()| sockwire::read_message(&mut reader).map_err(|e| e.to_string()));
+            match reply {
+                Ok(Message::SimControlReply { status: 0, text }) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Message::SimControlReply { text, .. }) => {
+                    eprintln!("dkraid-sim: {text}");
+                    ExitCode::from(1)
+                }
+                Ok(other) => {
+                    eprintln!("dkraid-sim: the server answered with {}", other.name());
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("dkraid-sim: {e}");
+                    ExitCode::from(1)
+                }
             }
         }
         Command::Scsi { boot: args, target, lun, cdb, alloc, data_out, json } => {

@@ -293,6 +293,24 @@ fn no_server_is_an_error_a_person_can_act_on() {
     let out = raidctl(&dir.join("missing.sock"), &["/c0", "show"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("dkraid-sim serve"), "{}", stderr(&out));
+    let missing = dir.join("missing.sock");
+    let out = common::sim(&["ctl", "--socket", missing.to_str().unwrap(), "status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+#[test]
+fn ctl_drives_a_running_server() {
+    let server = Server::start("ctl", &["--stage", "full"]);
+    let socket = server.socket.to_str().unwrap().to_string();
+    let out = common::sim(&["ctl", "--socket", &socket, "status"]);
+    let status: Value = serde_json::from_str(ok(&out, "ctl status").trim()).expect("JSON");
+    assert_eq!(status["violations"], 0, "{status}");
+    let out = common::sim(&["ctl", "--socket", &socket, "fail-drive", "99"]);
+    assert_eq!(out.status.code(), Some(1), "no drive 99: {}", stderr(&out));
+    let out = common::sim(&["ctl", "--socket", &socket, "reboot"]);
+    assert!(stderr(&out).contains("valid: fail-drive N, status, shutdown"), "{}", stderr(&out));
+    let report = server.shutdown();
+    assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
 }
 
 #[test]
