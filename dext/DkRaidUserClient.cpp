@@ -228,8 +228,10 @@ kern_return_t IMPL(DkRaidUserClient, Stop)
 {
     /* Tickets and event watches of this connection end here: their actions are released and
      * nothing is delivered to a closed connection. */
+#if !defined(DKRAID_VARIANT_CLOSE_WITHOUT_CANCEL)
     if (ivars->controller != nullptr) {
         ivars->controller->AdminClientClosed(this);
     }
+#endif
     return Stop(provider, SUPERDISPATCH);
 }

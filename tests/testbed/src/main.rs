@@ -295,7 +295,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Variants => {
             for v in variants::VARIANTS {
-                println!("{:<22} {} (caught as {})", v.name, v.description, v.expected_rule);
+                let scenario = v.scenario.map(|s| format!(" [{s}]")).unwrap_or_default();
+                println!(
+                    "{:<22} {} (caught as {}){scenario}",
+                    v.name, v.description, v.expected_rule
+                );
             }
             ExitCode::SUCCESS
         }

@@ -3,7 +3,7 @@
 //! `raidctl`'s `sockwire` messages. Each OPEN is an `IOServiceOpen` by a process holding the
 //! entitlements it lists, each CALL an `IOConnectCall…Method`, each CLOSE an `IOServiceClose`;
 //! async completions go back as ASYNC messages. SIM_CONTROL commands drive the test-bed
-//! itself: `fail-drive N`, `status`, `shutdown`.
+//! itself: `fail-drive N`, `stall-firmware MS`, `status`, `shutdown`.
 //!
 //! Optionally a verify workload runs on the first disk the whole time, pass after pass, so the
 //! admin path is exercised under I/O; the final report says whether any block read back wrong.
@@ -237,7 +237,7 @@ fn handle(
     }
 }
 
-/// A test-bed control command: `fail-drive N`, `status`, `shutdown`.
+/// A test-bed control command: `fail-drive N`, `stall-firmware MS`, `status`, `shutdown`.
 fn control(
     command: &str,
     report: &Rc<RefCell<ServeReport>>,
@@ -257,6 +257,16 @@ fn control(
                 Err(e) => (1, format!("fail-drive {d}: {e:?}")),
             }
         }
+        ["stall-firmware", ms] => {
+            let Ok(ms) = ms.parse::<u64>() else {
+                return (1, format!("stall-firmware: {ms:?} is not a number of milliseconds"));
+            };
+            let Some(c) = with_world(|w| w.controller.clone()) else {
+                return (1, "stall-firmware: this stage has no RAID controller".into());
+            };
+            c.stall(ms.saturating_mul(1_000_000));
+            (0, format!("the firmware takes no requests for {ms} ms"))
+        }
         ["status"] => {
             let r = report.borrow().clone();
             let status = serde_json::json!({
@@ -270,7 +280,13 @@ fn control(
             *stop.borrow_mut() = true;
             (0, "shutting down".into())
         }
-        _ => (1, format!("unknown command {command:?}; valid: fail-drive N, status, shutdown")),
+        _ => (
+            1,
+            format!(
+                "unknown command {command:?}; valid: fail-drive N, stall-firmware MS, status, \
+                 shutdown"
+            ),
+        ),
     }
 }
 

@@ -12,6 +12,9 @@ pub struct Variant {
     pub expected_rule: &'static str,
     /// The stage that exposes the fault (the disk-probe variants need stage 1's disk).
     pub stage: &'static str,
+    /// None: `dkraid-sim boot --variant NAME --stage STAGE` exposes the fault. Some: what else
+    /// must happen, e.g. an admin app's connection under `dkraid-sim serve`.
+    pub scenario: Option<&'static str>,
 }
 
 pub const VARIANTS: &[Variant] = &[
@@ -21,6 +24,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "SetDispatchQueue(\"TargetQueue\") with a queue that was not created yet",
         expected_rule: "NullDispatchQueue",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "undeclared-queue",
@@ -28,6 +32,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "SetDispatchQueue for a name no QUEUENAME declares (0xe00002c2)",
         expected_rule: "UndeclaredQueueName",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "blocking-init",
@@ -35,6 +40,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "UserInitializeController waits for UserDoesHBAPerformDeviceManagement",
         expected_rule: "RegistryBusyTimeout",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "create-on-default",
@@ -42,6 +48,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "UserCreateTargetForID called from the Default queue",
         expected_rule: "Deadlock",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "reentrant-create",
@@ -49,6 +56,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "a second UserCreateTargetForID while one is in flight (0xe00002d8)",
         expected_rule: "ReentrantTargetCreate",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "zero-task-id",
@@ -56,6 +64,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "UserMapHBAData hands out task ID 0",
         expected_rule: "ZeroTaskId",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "duplicate-task-id",
@@ -63,6 +72,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "UserMapHBAData hands out the same task ID twice",
         expected_rule: "DuplicateTaskId",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "bad-response-version",
@@ -70,6 +80,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "completions carry response version 2: the kernel drops them",
         expected_rule: "BadResponseVersion",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "missing-constraint",
@@ -77,6 +88,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "UserReportHBAConstraints without kIOMinimumHBADataAlignmentMask",
         expected_rule: "MissingHbaConstraint",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "deref-iova",
@@ -84,6 +96,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "the CPU dereferences a device address (IOVA) from PrepareForDMA",
         expected_rule: "CpuDereferencedIova",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "fixed-4k-pages",
@@ -91,6 +104,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "per-task memory sized and aligned for 4096 on a 16 KiB system",
         expected_rule: "SubPageDmaFrame",
         stage: "pipeline",
+        scenario: None,
     },
     Variant {
         name: "short-inquiry",
@@ -98,6 +112,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "a standard INQUIRY transfers 5 bytes whatever was asked (stage 1)",
         expected_rule: "ProbeShortInquiry",
         stage: "fake-block",
+        scenario: None,
     },
     Variant {
         name: "inquiry-length-changes",
@@ -105,6 +120,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "ADDITIONAL LENGTH follows the allocation length (stage 1)",
         expected_rule: "ProbeInquiryLengthChanged",
         stage: "fake-block",
+        scenario: None,
     },
     Variant {
         name: "short-mode-sense",
@@ -112,6 +128,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "MODE SENSE(6) transfers 2 bytes less than requested (stage 1)",
         expected_rule: "ProbeModeSenseUnderrun",
         stage: "fake-block",
+        scenario: None,
     },
     Variant {
         name: "never-ready",
@@ -119,6 +136,7 @@ pub const VARIANTS: &[Variant] = &[
         description: "TEST UNIT READY answers NOT READY 04/01 forever (stage 1)",
         expected_rule: "ProbeNeverReady",
         stage: "fake-block",
+        scenario: None,
     },
     Variant {
         name: "late-slot-free",
@@ -126,6 +144,18 @@ pub const VARIANTS: &[Variant] = &[
         description: "frees a task's slot after ParallelTaskCompletion, not before (stage 3)",
         expected_rule: "TaskIdReusedTooSoon",
         stage: "full",
+        scenario: None,
+    },
+    Variant {
+        name: "close-without-cancel",
+        macro_name: "DKRAID_VARIANT_CLOSE_WITHOUT_CANCEL",
+        description: "the user client's Stop keeps its pending admin requests (stage 3)",
+        expected_rule: "AsyncCompletionAfterClose",
+        stage: "full",
+        scenario: Some(
+            "serve: an admin app closes its connection while its request waits for a stalled \
+             firmware (tests/admin.rs)",
+        ),
     },
 ];
 

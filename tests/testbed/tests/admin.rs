@@ -308,7 +308,11 @@ fn ctl_drives_a_running_server() {
     let out = common::sim(&["ctl", "--socket", &socket, "fail-drive", "99"]);
     assert_eq!(out.status.code(), Some(1), "no drive 99: {}", stderr(&out));
     let out = common::sim(&["ctl", "--socket", &socket, "reboot"]);
-    assert!(stderr(&out).contains("valid: fail-drive N, status, shutdown"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("valid: fail-drive N, stall-firmware MS, status, shutdown"),
+        "{}",
+        stderr(&out)
+    );
     let report = server.shutdown();
     assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
 }
@@ -367,4 +371,42 @@ fn malformed_requests_sent_straight_to_the_user_client_are_refused_by_name() {
         logs.iter().any(|l| l.contains("checkCompletionExists")),
         "the refused dispatch check is named: {logs:#?}"
     );
+}
+
+/// An app submits a firmware-backed request, the firmware stalls, and the app closes its
+/// connection before the answer: what the driver does with the late answer.
+fn close_while_pending(variant: Option<&str>) -> Value {
+    let mut args = vec!["--stage", "full"];
+    if let Some(v) = variant {
+        args.extend(["--variant", v]);
+    }
+    let server = Server::start(&format!("close-{}", variant.unwrap_or("shipped")), &args);
+    let mut c = Connection::connect(&server.socket);
+    assert_eq!(c.open(&[]), 0);
+    assert_eq!(server.control("stall-firmware 300").0, 0);
+    let (r, scalars, _) =
+        c.call(Message::call(0, true, vec![], request(command::CONTROLLER_SHOW, &[]), 0, 1));
+    assert_eq!((r, scalars.len()), (0, 1), "Submit");
+    assert!(matches!(c.request(&Message::Close), Message::CloseReply { kern_return: 0 }));
+    // The stall ends and the firmware answers (virtual time follows the wall clock).
+    std::thread::sleep(Duration::from_millis(800));
+    server.shutdown()
+}
+
+#[test]
+fn a_closed_connection_gets_no_late_completion() {
+    let report = close_while_pending(None);
+    assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
+}
+
+#[test]
+fn variant_close_without_cancel_is_caught() {
+    let report = close_while_pending(Some("close-without-cancel"));
+    let violations = report["violations"].as_array().unwrap();
+    let v = violations
+        .iter()
+        .find(|v| v["rule"] == "AsyncCompletionAfterClose")
+        .unwrap_or_else(|| panic!("no AsyncCompletionAfterClose in {violations:#?}"));
+    assert_eq!(v["section"], "DRIVERKIT.md §7", "{v:#}");
+    assert!(v["message"].as_str().unwrap().contains("released in the client's Stop"), "{v:#}");
 }
