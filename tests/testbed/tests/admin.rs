@@ -238,11 +238,11 @@ fn raidctl_creates_degrades_rebuilds_and_deletes_a_raid5_while_a_verify_runs() {
     assert!(out.contains("RAID5"), "{out}");
     let shown = ok(&raidctl(&s, &["/c0/v1", "show", "all", "J"]), "/c0/v1 show all J");
     let v: Value = serde_json::from_str(&shown).expect("JSON");
-    assert_eq!(
-        v.to_string().contains("RAID5") || v.to_string().contains("\"level\":5"),
-        true,
-        "{v}"
-    );
+    assert_eq!(v["volume"]["id"], 1, "{v}");
+    assert_eq!(v["volume"]["level"], 5, "{v}");
+    assert_eq!(v["volume"]["state"], "Optl", "{v}");
+    assert_eq!(v["volume"]["drives"], serde_json::json!([2, 3, 4]), "{v}");
+    assert_eq!(v["drives"].as_array().map(Vec::len), Some(3), "{v}");
 
     // A drive of the new volume fails; follow the events until the rebuild onto the spare is
     // done.
