@@ -436,15 +436,6 @@ impl AdminEngine {
             (_, Some(_)) if matches!(ctx.stage, Stage::Pipeline | Stage::FakeBlock) => {
                 self.answer(i, status::NOT_READY);
             }
-            (_, Some(Op::HotspareSet { volume: 0, .. })) => {
-                // The firmware's SET_HOT_SPARE reads a volume argument of 0 as "global" (what
-                // older drivers sent): it cannot dedicate a spare to volume 0.
-                log::warn!(
-                    "dkraid: admin HOTSPARE_SET, ticket {ticket}: the firmware cannot dedicate \
-                     a spare to volume 0 -> Rejected"
-                );
-                self.answer(i, status::REJECTED);
-            }
             (_, Some(op)) => slot.op = Some(op),
             // Every command is either answered by the core or firmware-backed.
             (_, None) => self.answer(i, status::DEVICE_ERROR),

@@ -201,7 +201,7 @@ pub mod mgmt {
     /// args: [volume id].
     pub const DELETE_VOLUME: u8 = 0x11;
     /// args: [drive id, 1 = make spare / 0 = clear, the volume a spare is dedicated to
-    /// ([`GLOBAL_SPARE`] or 0 with `args[1]` = 1 and no dedication: a global spare)].
+    /// ([`GLOBAL_SPARE`]: a global spare; ignored when clearing)].
     pub const SET_HOT_SPARE: u8 = 0x12;
     /// args: [volume id, drive id].
     pub const START_REBUILD: u8 = 0x13;

@@ -265,6 +265,11 @@ fn raidctl_creates_degrades_rebuilds_and_deletes_a_raid5_while_a_verify_runs() {
     let out = raidctl(&s, &["/c0/v1", "show"]);
     assert_eq!(out.status.code(), Some(5), "a deleted volume is not found: {}", stderr(&out));
 
+    // A spare dedicated to volume 0 (only 0xFFFF means "global" to the firmware).
+    ok(&raidctl(&s, &["/c0/s6", "set", "hotspare", "dgs=0"]), "dedicated spare");
+    let drives = ok(&raidctl(&s, &["/c0/e0/s6", "show"]), "/c0/e0/s6 show");
+    assert!(drives.contains("DHS"), "{drives}");
+
     // The workload on volume 0 never saw an error or a wrong block, and nothing broke a rule.
     let report = server.shutdown();
     assert!(report["passes"].as_u64().unwrap() >= 1, "{report}");

@@ -126,11 +126,6 @@ fn drive_situation<T: Transport>(
 /// Why the controller refused a configuration command, from what it reports now.
 fn rejected_because<T: Transport>(client: &mut Client<T>, cmd: &Command) -> Option<String> {
     match *cmd {
-        Command::HotspareSet { volume: Some(0), drive } => Some(format!(
-            "cannot make drive {drive} a dedicated spare of volume 0: the firmware reads a \
-             dedicated volume of 0 as \"global\"; make it a global spare (/c0/s{drive} set \
-             hotspare) instead"
-        )),
         Command::HotspareSet { drive, .. } => {
             let (d, situation) = drive_situation(client, drive)?;
             (d.state != drive_state::UNCONFIGURED_GOOD).then(|| {
@@ -1117,7 +1112,6 @@ mod tests {
             d
         };
         let cases = [
-            ("/c0/s6 set hotspare dgs=0", "cannot make drive 6 a dedicated spare of volume 0"),
             (
                 "/c0/s2 set hotspare",
                 "cannot make drive 2 a hot spare: drive 2 is Onln (online) in volume 1; a spare \

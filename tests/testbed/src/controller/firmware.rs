@@ -645,7 +645,7 @@ fn execute(c: &Controller, m: &MgmtFrame) -> (u8, Vec<u8>) {
         // send) makes a global one.
         mgmt::SET_HOT_SPARE => {
             let dedicated = match args[2] {
-                0 | mgmt::GLOBAL_SPARE => Ok(None),
+                mgmt::GLOBAL_SPARE => Ok(None),
                 v => id(v).map(Some),
             };
             status(id(args[0]).and_then(|d| {

@@ -1051,6 +1051,9 @@ fn management_errors_from_the_engine_map_to_statuses() {
         assert_eq!((d.state, d.volume.get()), (5, u32::MAX), "drive 5: a global spare");
         let r = h.mgmt_then(0xFFFE, mgmt::SET_HOT_SPARE, [4, 0, 0, 0], None, 2);
         assert_eq!(r[0].scsi_status, mgmt_status::SUCCESS, "cleared");
+        // Only 0xFFFF means global: 0 names volume 0, deleted above.
+        let r = h.mgmt(0xFFFE, mgmt::SET_HOT_SPARE, [4, 1, 0, 0], None);
+        assert_eq!(r.scsi_status, mgmt_status::NOT_FOUND, "volume 0, not a global spare");
     });
 }
 
