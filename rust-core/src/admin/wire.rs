@@ -392,18 +392,8 @@ wire_struct! {
     }
 }
 
-/// Event codes ([`EventEntry::code`]), the firmware's.
-pub mod event {
-    pub const DRIVE_FAILED: u16 = 1;
-    pub const VOLUME_DEGRADED: u16 = 2;
-    pub const REBUILD_STARTED: u16 = 3;
-    pub const REBUILD_PROGRESS: u16 = 4;
-    pub const REBUILD_FINISHED: u16 = 5;
-    pub const VOLUME_CREATED: u16 = 6;
-    pub const VOLUME_DELETED: u16 = 7;
-    pub const VOLUME_OFFLINE: u16 = 8;
-    pub const SPARE_ACTIVE: u16 = 9;
-}
+/// Event codes ([`EventEntry::code`]): the firmware's, passed through as they come.
+pub use crate::firmware::wire::event;
 
 wire_struct! {
     /// One event (EVENTS_SINCE entries).

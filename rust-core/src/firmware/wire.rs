@@ -366,6 +366,14 @@ pub mod event {
     pub const VOLUME_DELETED: u16 = 7;
     pub const VOLUME_OFFLINE: u16 = 8;
     pub const SPARE_ACTIVE: u16 = 9;
+    pub const HOT_SPARE_ADDED: u16 = 10;
+    pub const HOT_SPARE_REMOVED: u16 = 11;
+    /// Full redundancy again after a rebuild.
+    pub const VOLUME_OPTIMAL: u16 = 12;
+    pub const REBUILD_ABORTED: u16 = 13;
+    pub const MEDIA_ERROR_CORRECTED: u16 = 14;
+    pub const MEDIA_ERROR_UNRECOVERED: u16 = 15;
+    pub const REBUILD_PUNCTURE: u16 = 16;
 }
 
 #[derive(

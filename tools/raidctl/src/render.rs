@@ -8,18 +8,9 @@ use dkraid_core::admin::wire::{
 use dkraid_core::Stage;
 use serde_json::{json, Value};
 
-/// Event codes the simulated controller's firmware logs beyond the admin wire's 1-9
-/// (`docs/CONTROLLER.md`, `controller::event_ext`): every event keeps its sequence number, so
-/// raidctl names these too rather than showing a gap.
-pub mod event_ext {
-    pub const HOT_SPARE_ADDED: u16 = 10;
-    pub const HOT_SPARE_REMOVED: u16 = 11;
-    pub const VOLUME_OPTIMAL: u16 = 12;
-    pub const REBUILD_ABORTED: u16 = 13;
-    pub const MEDIA_ERROR_CORRECTED: u16 = 14;
-    pub const MEDIA_ERROR_UNRECOVERED: u16 = 15;
-    pub const REBUILD_PUNCTURE: u16 = 16;
-}
+/// Event codes beyond the first nine (hot spares, media errors, …; `docs/CONTROLLER.md`):
+/// every event keeps its sequence number, so raidctl names these too rather than showing a gap.
+pub use dkraid_core::admin::wire::event as event_ext;
 
 /// Every event: code, `--until` name, human name.
 pub const EVENTS: [(u16, &str, &str); 16] = [

@@ -9,6 +9,12 @@ use std::fmt;
 use std::rc::Rc;
 
 use dkraid_core::firmware::wire::{event, volume_state, DriveEntry, EventEntry, VolumeEntry};
+
+/// Event codes the device reports beyond the first nine (the engine logs more kinds than
+/// hot plug needs; every event keeps its sequence number, so the host sees no gap): the core's
+/// `firmware::wire::event`, 10 and up.
+pub use dkraid_core::firmware::wire::event as event_ext;
+
 use dkraid_core::scsi::{BackendError, BlockBackend};
 use zerocopy::little_endian::{U16, U32, U64};
 
@@ -453,65 +459,7 @@ impl Array for RamArray {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sparse_storage_reads_zeros_and_keeps_writes_across_chunks() {
-        let mut s = Sparse::default();
-        let mut out = vec![0xAAu8; 1000];
-        s.read(CHUNK - 500, &mut out);
-        assert!(out.iter().all(|b| *b == 0));
-        let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
-        s.write(CHUNK - 500, &data);
-        assert_eq!(s.chunks.len(), 2);
-        s.read(CHUNK - 500, &mut out);
-        assert_eq!(out, data);
-        s.zero(CHUNK - 500, 1000);
-        s.read(CHUNK - 500, &mut out);
-        assert!(out.iter().all(|b| *b == 0));
-    }
-
-    #[test]
-    fn ram_array_volumes_drives_and_events() {
-        let mut a = RamArray::new(&[
-            VolumeSpec::DEFAULT,
-            VolumeSpec { id: 3, block_size: 4096, blocks: 256 },
-        ]);
-        assert_eq!(a.volumes().iter().map(|v| v.id.get()).collect::<Vec<_>>(), [0, 3]);
-        assert_eq!(a.geometry(3), Some((4096, 256)));
-        a.write(3, 255, &[7u8; 4096]).unwrap();
-        assert_eq!(a.write(3, 256, &[7u8; 4096]), Err(BackendError::Internal));
-        a.fail_drive(1).unwrap();
-        assert_eq!(a.read(3, 0, &mut [0u8; 4096]), Err(BackendError::Internal));
-        let codes: Vec<u16> = a.events_since(0).iter().map(|e| e.code.get()).collect();
-        assert_eq!(codes, [event::DRIVE_FAILED, event::VOLUME_OFFLINE]);
-        assert_eq!(a.volumes()[1].state, volume_state::OFFLINE);
-        a.delete_volume(0).unwrap();
-        assert_eq!(a.create_volume(1, 0, 0, 1), Err(MgmtError::InvalidArgument));
-        assert_eq!(a.create_volume(0, 1024, 0, 1), Err(MgmtError::InvalidArgument));
-        assert_eq!(a.create_volume(0, 4096, 0, 1), Ok(0));
-        assert_eq!(a.geometry(0).map(|g| g.0), Some(4096));
-        assert_eq!(a.last_event(), 4);
-        assert_eq!(a.start_rebuild(0, 0), Err(MgmtError::Unsupported));
-    }
-}
-
 // ------------------------------------------------------------------------ RAID engine --
-
-/// Event codes the device reports beyond `wire::event` (the engine logs more kinds than the
-/// wire names; every event keeps its sequence number, so the host sees no gap).
-pub mod event_ext {
-    pub const HOT_SPARE_ADDED: u16 = 10;
-    pub const HOT_SPARE_REMOVED: u16 = 11;
-    /// Full redundancy again after a rebuild.
-    pub const VOLUME_OPTIMAL: u16 = 12;
-    pub const REBUILD_ABORTED: u16 = 13;
-    pub const MEDIA_ERROR_CORRECTED: u16 = 14;
-    pub const MEDIA_ERROR_UNRECOVERED: u16 = 15;
-    pub const REBUILD_PUNCTURE: u16 = 16;
-}
 
 /// How much a rebuild advances per firmware slice, and what the slice costs.
 pub const REBUILD_SLICE_BYTES: u64 = 1 << 20;
@@ -740,5 +688,50 @@ impl Array for crate::raid::Raid {
         }
         self.rebuild_step(REBUILD_SLICE_BYTES);
         Some(REBUILD_SLICE_NS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_storage_reads_zeros_and_keeps_writes_across_chunks() {
+        let mut s = Sparse::default();
+        let mut out = vec![0xAAu8; 1000];
+        s.read(CHUNK - 500, &mut out);
+        assert!(out.iter().all(|b| *b == 0));
+        let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        s.write(CHUNK - 500, &data);
+        assert_eq!(s.chunks.len(), 2);
+        s.read(CHUNK - 500, &mut out);
+        assert_eq!(out, data);
+        s.zero(CHUNK - 500, 1000);
+        s.read(CHUNK - 500, &mut out);
+        assert!(out.iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn ram_array_volumes_drives_and_events() {
+        let mut a = RamArray::new(&[
+            VolumeSpec::DEFAULT,
+            VolumeSpec { id: 3, block_size: 4096, blocks: 256 },
+        ]);
+        assert_eq!(a.volumes().iter().map(|v| v.id.get()).collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(a.geometry(3), Some((4096, 256)));
+        a.write(3, 255, &[7u8; 4096]).unwrap();
+        assert_eq!(a.write(3, 256, &[7u8; 4096]), Err(BackendError::Internal));
+        a.fail_drive(1).unwrap();
+        assert_eq!(a.read(3, 0, &mut [0u8; 4096]), Err(BackendError::Internal));
+        let codes: Vec<u16> = a.events_since(0).iter().map(|e| e.code.get()).collect();
+        assert_eq!(codes, [event::DRIVE_FAILED, event::VOLUME_OFFLINE]);
+        assert_eq!(a.volumes()[1].state, volume_state::OFFLINE);
+        a.delete_volume(0).unwrap();
+        assert_eq!(a.create_volume(1, 0, 0, 1), Err(MgmtError::InvalidArgument));
+        assert_eq!(a.create_volume(0, 1024, 0, 1), Err(MgmtError::InvalidArgument));
+        assert_eq!(a.create_volume(0, 4096, 0, 1), Ok(0));
+        assert_eq!(a.geometry(0).map(|g| g.0), Some(4096));
+        assert_eq!(a.last_event(), 4);
+        assert_eq!(a.start_rebuild(0, 0), Err(MgmtError::Unsupported));
     }
 }
