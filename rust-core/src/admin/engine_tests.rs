@@ -13,6 +13,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use super::engine::{AdminEngine, Context, SlotState, ADMIN_SLOTS, MAX_RESPONSE};
 use super::stats::{IoKind, IoStatsTable, Started};
+use super::tests::{create, dref, vref};
 use super::wire::*;
 use super::*;
 use crate::abi;
@@ -25,29 +26,6 @@ fn req(sequence: u32, body: &Body<'_>) -> Vec<u8> {
     let n = encode_request(&mut out, sequence, body).unwrap();
     out.truncate(n);
     out
-}
-
-fn vref(volume: u16) -> VolumeRef {
-    VolumeRef { volume: U16::new(volume), reserved: U16::new(0) }
-}
-
-fn dref(drive: u16) -> DriveRef {
-    DriveRef { drive: U16::new(drive), reserved: U16::new(0) }
-}
-
-fn create(level: u8, drives: &[u16], strip_kib: u32, block_size: u32) -> VolumeCreate {
-    let mut c = VolumeCreate {
-        level,
-        drive_count: drives.len() as u8,
-        reserved: U16::new(0),
-        strip_kib: U32::new(strip_kib),
-        block_size: U32::new(block_size),
-        drives: [U16::new(0); MAX_VOLUME_DRIVES],
-    };
-    for (slot, &d) in c.drives.iter_mut().zip(drives) {
-        *slot = U16::new(d);
-    }
-    c
 }
 
 fn fw_volume(id: u16, drives: u64, strip_bytes: u32) -> fw::VolumeEntry {

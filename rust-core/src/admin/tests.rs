@@ -28,7 +28,8 @@ fn request(command: u16, sequence: u32, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-fn create(level: u8, drives: &[u16], strip_kib: u32, block_size: u32) -> VolumeCreate {
+/// Shared with `engine_tests.rs`.
+pub(super) fn create(level: u8, drives: &[u16], strip_kib: u32, block_size: u32) -> VolumeCreate {
     let mut c = VolumeCreate {
         level,
         drive_count: drives.len() as u8,
@@ -43,11 +44,13 @@ fn create(level: u8, drives: &[u16], strip_kib: u32, block_size: u32) -> VolumeC
     c
 }
 
-fn vref(volume: u16) -> VolumeRef {
+/// Shared with `engine_tests.rs`.
+pub(super) fn vref(volume: u16) -> VolumeRef {
     VolumeRef { volume: U16::new(volume), reserved: U16::new(0) }
 }
 
-fn dref(drive: u16) -> DriveRef {
+/// Shared with `engine_tests.rs`.
+pub(super) fn dref(drive: u16) -> DriveRef {
     DriveRef { drive: U16::new(drive), reserved: U16::new(0) }
 }
 
