@@ -199,8 +199,13 @@ impl Hardware {
                 crate::firmware::driver::POLL_INTERVAL_NS
             }
             _ if admin.has_queued() => crate::firmware::driver::POLL_INTERVAL_NS,
-            // Timeouts matter only while the firmware owns tasks; idle, wait for interrupts.
-            _ if pool.count_in(crate::task_pool::SlotState::Submitted) > 0 => TICK_NS,
+            // Timeouts matter while the firmware owns tasks or a control request; idle, wait
+            // for interrupts.
+            _ if pool.count_in(crate::task_pool::SlotState::Submitted) > 0
+                || self.firmware.control_busy() =>
+            {
+                TICK_NS
+            }
             _ => 0,
         }
     }

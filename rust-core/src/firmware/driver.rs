@@ -35,6 +35,9 @@ pub const POLL_INTERVAL_NS: u64 = 1_000_000;
 pub const DEFAULT_TASK_TIMEOUT_NS: u64 = 30_000_000_000;
 /// How long an abort may take before the controller is reset.
 pub const ABORT_TIMEOUT_NS: u64 = 5_000_000_000;
+/// How long a management request (or the stage's own I/O) may take before the controller is
+/// reset.
+pub const CONTROL_TIMEOUT_NS: u64 = 30_000_000_000;
 
 /// Why the firmware could not be brought up or kept up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +175,9 @@ pub struct Firmware {
     /// Per task and for the control request: the tag its reply must echo (0: none in flight).
     tags: Tags,
     control: Option<ControlKind>,
+    /// When the control request (management or I/O, not an abort: aborts have their own)
+    /// gives up; set by the first [`Firmware::tick`] that sees it, 0 when none is in flight.
+    control_deadline: u64,
     /// The newest event sequence the firmware announced.
     pub last_event: u32,
     /// Replies dropped because they were bogus, stale or duplicates.
@@ -230,6 +236,7 @@ impl Firmware {
             aborting: [0; MAX_TASK_COUNT as usize],
             tags: Tags::new(),
             control: None,
+            control_deadline: 0,
             last_event: 0,
             dropped_replies: 0,
             next_state_check: 0,
@@ -470,6 +477,7 @@ impl Firmware {
         }
         if let Some(done) = control_done {
             self.control = None;
+            self.control_deadline = 0;
             if let ControlKind::Abort { task, tag } = done.kind {
                 self.aborted(pool, task, tag, &mut completed);
             }
@@ -580,6 +588,23 @@ impl Firmware {
                 );
                 return true;
             }
+        }
+        // A management request or the stage's own I/O that the firmware never answers would
+        // hold the control frame (hot plug, admin requests, aborts) forever.
+        match self.control {
+            Some(ControlKind::Abort { .. }) | None => {}
+            Some(_) if self.control_deadline == 0 => {
+                self.control_deadline = now_ns.saturating_add(CONTROL_TIMEOUT_NS);
+            }
+            Some(kind) if self.control_deadline <= now_ns => {
+                log::error!(
+                    "dkraid: the firmware did not answer {kind:?} within {} s; resetting the \
+                     controller",
+                    CONTROL_TIMEOUT_NS / 1_000_000_000
+                );
+                return true;
+            }
+            Some(_) => {}
         }
         let mut reset = false;
         for slot in 0..MAX_TASK_COUNT as usize {
@@ -799,6 +824,7 @@ impl Firmware {
             }
         }
         self.control = None;
+        self.control_deadline = 0;
         self.tags.clear_all();
         if let Some(mut r) = self.regions {
             r.requests.bytes_mut().fill(0);

@@ -453,6 +453,22 @@ fn a_firmware_that_resets_itself_is_found_by_the_health_check_not_the_timeouts()
 }
 
 #[test]
+fn a_management_request_that_never_returns_asks_for_a_reset() {
+    let (mut p, mut pool, mut fw, mut dev) = setup();
+    fw.management(&mut p, crate::firmware::wire::mgmt::LIST_VOLUMES, [0; 4]).unwrap();
+    assert_eq!(dev.take(&mut p).len(), 1);
+    assert!(fw.control_busy());
+    let timeout = super::driver::CONTROL_TIMEOUT_NS;
+    assert!(!fw.tick(&mut p, &pool, 1_000), "the deadline starts");
+    assert!(!fw.tick(&mut p, &pool, 1_000 + timeout - 1), "not yet");
+    assert!(fw.tick(&mut p, &pool, 1_000 + timeout), "the firmware never answered: reset");
+    fw.reset(&mut p, &mut pool, 1_000 + timeout, |_, _| {});
+    assert!(!fw.control_busy(), "the control frame is free again");
+    fw.release(&mut p);
+    pool.teardown(&mut p);
+}
+
+#[test]
 fn an_abort_that_never_returns_asks_for_a_reset_which_completes_everything_once() {
     let (mut p, mut pool, mut fw, mut dev) = setup();
     for id in [1, 2, 3] {
