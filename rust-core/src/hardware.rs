@@ -290,6 +290,7 @@ impl Hardware {
                 self.work = Work::Running;
             }
             (ControlKind::Management { opcode: mgmt::EVENTS_SINCE }, _) => {
+                let fetched_before = self.events_fetched;
                 let bytes =
                     (done.reply.transferred.get() as usize).min(self.firmware.control_data().len());
                 let data = &self.firmware.control_data()[..bytes];
@@ -318,6 +319,17 @@ impl Hardware {
                             log::error!("dkraid: event {seq} on volume {target}: {err}");
                         }
                     }
+                }
+                // Announced but not delivered (a failed or empty answer): asking again would
+                // keep the control frame from everyone else, so those events are given up.
+                let announced = self.firmware.last_event;
+                if self.events_fetched == fetched_before && announced > fetched_before {
+                    log::error!(
+                        "dkraid: the firmware announced events up to {announced} but EVENTS_SINCE \
+                         {fetched_before} returned none newer (status {:#04x}); skipping them",
+                        done.reply.scsi_status
+                    );
+                    self.events_fetched = announced;
                 }
             }
             _ => {}

@@ -613,6 +613,27 @@ mod in_the_controller {
     }
 
     #[test]
+    fn events_the_firmware_announces_but_never_delivers_do_not_starve_admin_requests() {
+        let mut c = controller(abi::DK_STAGE_FULL);
+        let mut dev = bring_up(&mut c);
+        answer_list_volumes(&mut c, &mut dev, &[0]);
+        // Event 3 is announced; EVENTS_SINCE answers with nothing newer.
+        let p = c.platform_mut();
+        dev.reply_tagged(p, fw::EVENT_SMID, 0, fw::reply_flags::EVENT, 3, 0);
+        service(&mut c, 3_000);
+        let sent = taken(&mut c, &mut dev);
+        assert_eq!((sent[0].0, sent[0].1[0]), (mgmt::EVENTS_SINCE, 0));
+        let t = c.admin_submit(&req(1, &Body::ControllerShow), false).unwrap();
+        dev.reply(c.platform_mut(), CONTROL_SMID, 0, 0, 0);
+        service(&mut c, 4_000);
+        // The stage gives those events up instead of asking again: the admin request goes.
+        let sent = taken(&mut c, &mut dev);
+        assert_eq!(sent.iter().map(|s| s.0).collect::<Vec<_>>(), [mgmt::CONTROLLER_INFO]);
+        assert_eq!(c.admin().state(t), SlotState::Sent);
+        c.teardown();
+    }
+
+    #[test]
     fn a_reset_while_sent_answers_busy_and_a_dead_firmware_device_error() {
         let mut c = controller(abi::DK_STAGE_FULL);
         let mut dev = bring_up(&mut c);
