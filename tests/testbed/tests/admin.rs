@@ -121,6 +121,13 @@ impl Drop for Server {
     }
 }
 
+/// `dkraid-sim ctl status`, parsed.
+fn server_status(server: &Server) -> Value {
+    let (status, text) = server.control("status");
+    assert_eq!(status, 0, "{text}");
+    serde_json::from_str(&text).expect("status is JSON")
+}
+
 /// A raw connection to the server, for what raidctl would never send.
 struct Connection {
     reader: BufReader<UnixStream>,
@@ -215,7 +222,7 @@ fn raidctl_creates_degrades_rebuilds_and_deletes_a_raid5_while_a_verify_runs() {
             "--stage",
             "full",
             "--drives",
-            "8x64MiB",
+            "8x128MiB",
             "--volume",
             "raid1:0,1",
             "--verify",
@@ -244,18 +251,41 @@ fn raidctl_creates_degrades_rebuilds_and_deletes_a_raid5_while_a_verify_runs() {
     assert_eq!(v["volume"]["drives"], serde_json::json!([2, 3, 4]), "{v}");
     assert_eq!(v["drives"].as_array().map(Vec::len), Some(3), "{v}");
 
-    // A drive of the new volume fails; follow the events until the rebuild onto the spare is
-    // done.
+    // Follow the events from now on, live (WATCH_EVENTS notifications); then a drive of the
+    // new volume fails and the follower sees it through to the end of the rebuild.
+    let shown = ok(&raidctl(&s, &["/c0", "show", "events", "J"]), "show events J");
+    let newest =
+        serde_json::from_str::<Value>(&shown).expect("JSON")["newest"].as_u64().expect("newest");
+    let since = format!("since={newest}");
+    let follower = Command::new(raidctl_binary())
+        .arg("--socket")
+        .arg(&s)
+        .args(["/c0", "show", "events", since.as_str(), "--follow", "--until=rebuild-finished"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("raidctl --follow");
+    let before = server_status(&server);
+    let watching = Instant::now();
+    // The follower is watching once the server has seen its WatchEvents call.
+    while server_status(&server)["serve"]["calls"].as_u64() <= before["serve"]["calls"].as_u64() {
+        assert!(watching.elapsed() < Duration::from_secs(30), "the follower never called");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (status, text) = server.control("fail-drive 3");
     assert_eq!(status, 0, "{text}");
-    let follow =
-        raidctl(&s, &["/c0", "show", "events", "since=0", "--follow", "--until=rebuild-finished"]);
+    let follow = follower.wait_with_output().unwrap();
     let events = ok(&follow, "show events --follow");
     let lower = events.to_lowercase();
+    assert!(!lower.contains("volume created"), "only events after {newest}:\n{events}");
+    let failed = lower.find("drive failed").expect("a drive failed event");
     let degraded = lower.find("degraded").expect("a degraded event");
     let progress = lower.find("progress").expect("rebuild progress events");
     let finished = lower.find("rebuild finished").expect("a rebuild finished event");
-    assert!(degraded < progress && progress < finished, "events out of order:\n{events}");
+    assert!(
+        failed < degraded && degraded < progress && progress < finished,
+        "events out of order:\n{events}"
+    );
 
     let rebuilt = ok(&raidctl(&s, &["/c0/v1", "show"]), "/c0/v1 show");
     assert!(rebuilt.contains("Optl"), "the volume is optimal again:\n{rebuilt}");
