@@ -14,6 +14,7 @@ use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
@@ -48,6 +49,25 @@ pub struct ServeReport {
     pub mismatches: u64,
     pub first_error: Option<String>,
     pub first_mismatch: Option<String>,
+}
+
+/// Set by SIGINT or SIGTERM: stop serving as a `shutdown` would.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Ctrl-C (or a SIGTERM) ends `serve` cleanly: the connections close, the driver stops and the
+/// report is printed.
+fn install_interrupt_handler() {
+    let handler: extern "C" fn(libc::c_int) = on_interrupt;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only stores to an atomic (async-signal-safe); the
+        // handler lives for the whole process.
+        unsafe { libc::signal(signal, handler as libc::sighandler_t) };
+    }
 }
 
 enum Event {
@@ -94,14 +114,14 @@ fn send(writers: &Writers, key: u64, m: &Message) {
     }
 }
 
-/// The server's simulated thread: run until a `shutdown` control message (or every client
-/// thread of the workload is gone and the socket failed). Returns the report.
+/// The server's simulated thread: run until a `shutdown` control message, SIGINT or SIGTERM.
 pub fn serve_thread(
     listener: UnixListener,
     report: Rc<RefCell<ServeReport>>,
     stop: Rc<RefCell<bool>>,
 ) -> impl FnOnce() + 'static {
     move || {
+        install_interrupt_handler();
         let (tx, rx): (Sender<Event>, Receiver<Event>) = mpsc::channel();
         let (wtx, wrx) = mpsc::channel();
         std::thread::spawn(move || listen(listener, tx, wtx));
@@ -133,6 +153,9 @@ pub fn serve_thread(
                     report.borrow_mut().async_completions += 1;
                     send(&writers, key, &Message::Async { status: a.status, args: a.args });
                 }
+            }
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                *stop.borrow_mut() = true;
             }
             if *stop.borrow() {
                 return;

@@ -445,3 +445,19 @@ fn variant_close_without_cancel_is_caught() {
     assert_eq!(v["section"], "DRIVERKIT.md §7", "{v:#}");
     assert!(v["message"].as_str().unwrap().contains("released in the client's Stop"), "{v:#}");
 }
+
+#[test]
+fn an_interrupt_ends_serve_cleanly_with_its_report() {
+    let mut server = Server::start("interrupt", &["--stage", "full", "--verify", "1MiB"]);
+    let child = server.child.take().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signals our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = common::json_of(&out);
+    assert!(report["passes"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["mismatches"], 0, "{report}");
+    assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
+    assert!(!server.socket.exists(), "the socket is removed");
+}
