@@ -24,6 +24,9 @@ pub enum ErrorKind {
     /// 7: a protocol or transport failure (a response that does not parse, a broken socket,
     /// a timeout).
     Protocol,
+    /// 0, quietly: whoever read the output stopped reading (`raidctl … | head`), as with any
+    /// Unix filter.
+    OutputClosed,
 }
 
 impl ErrorKind {
@@ -36,6 +39,7 @@ impl ErrorKind {
             ErrorKind::Rejected => 5,
             ErrorKind::Busy => 6,
             ErrorKind::Protocol => 7,
+            ErrorKind::OutputClosed => 0,
         }
     }
 }

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
     };
     match main_inner(&inv) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind == ErrorKind::OutputClosed => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("raidctl: {e}");
             if inv.json && e.kind != ErrorKind::Usage {

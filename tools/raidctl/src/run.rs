@@ -29,10 +29,12 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn text(&mut self, s: &str) -> Result<()> {
-        self.w
-            .write_all(s.as_bytes())
-            .and_then(|()| self.w.flush())
-            .map_err(|e| Error::protocol(format!("writing the output failed: {e}")))
+        self.w.write_all(s.as_bytes()).and_then(|()| self.w.flush()).map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => {
+                Error::new(crate::error::ErrorKind::OutputClosed, "the output was closed")
+            }
+            _ => Error::protocol(format!("writing the output failed: {e}")),
+        })
     }
     fn json(&mut self, v: &Value) -> Result<()> {
         let text = serde_json::to_string_pretty(v)
@@ -649,6 +651,25 @@ pub fn diagnose_create(spec: &CreateSpec, drives: &[DriveEntry]) -> Vec<String> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_closed_output_is_no_error_and_other_write_failures_are() {
+        struct Closed(std::io::ErrorKind);
+        impl std::io::Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from(self.0))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = Closed(std::io::ErrorKind::BrokenPipe);
+        let e = Out { w: &mut w, json: false }.text("x\n").unwrap_err();
+        assert_eq!((e.kind, e.exit_code()), (crate::error::ErrorKind::OutputClosed, 0));
+        let mut w = Closed(std::io::ErrorKind::PermissionDenied);
+        let e = Out { w: &mut w, json: false }.text("x\n").unwrap_err();
+        assert_eq!(e.exit_code(), 7);
+    }
+
     use std::collections::VecDeque;
 
     use dkraid_core::admin::wire::{
