@@ -495,18 +495,22 @@ pub fn refused(config: &BootConfig, refusal: &Refusal) -> Report {
 
 /// The classes compiled into a build of the dext (what a personality's `IOUserClass` may name).
 pub fn compiled_classes(variant: Option<&Variant>) -> ClassCatalog {
-    let info = class_info(variant);
-    // SAFETY: literals in the generated class info.
-    let (name, superclass) = unsafe {
-        (
-            std::ffi::CStr::from_ptr(info.name).to_string_lossy().into_owned(),
-            std::ffi::CStr::from_ptr(info.superclass).to_string_lossy().into_owned(),
-        )
+    let decl = |info: &DkSimClassInfo| {
+        // SAFETY: literals in the generated class info.
+        let (name, superclass) = unsafe {
+            (
+                std::ffi::CStr::from_ptr(info.name).to_string_lossy().into_owned(),
+                std::ffi::CStr::from_ptr(info.superclass).to_string_lossy().into_owned(),
+            )
+        };
+        ClassDecl { name, superclass }
     };
-    ClassCatalog {
-        origin: "compiled into the dext".into(),
-        classes: vec![ClassDecl { name, superclass }],
+    let mut classes = vec![decl(class_info(variant))];
+    if let Some(p) = user_client_class_info(variant.map(|v| v.name)) {
+        // SAFETY: a pointer to the build's static class info.
+        classes.push(decl(unsafe { &*p }));
     }
+    ClassCatalog { origin: "compiled into the dext".into(), classes }
 }
 
 fn report_deadlock(chain: &[sched::Blocked], all: &[sched::Blocked]) {

@@ -286,7 +286,7 @@ fn an_iouserclass_that_names_no_compiled_class_is_named() {
         &plist,
         key,
         "IOUserClass \"DkRaidControllerV2\" names no class compiled into the dext \
-         (DkRaidController) — did you mean \"DkRaidController\"?",
+         (DkRaidController, DkRaidUserClient) — did you mean \"DkRaidController\"?",
     );
     let (code, findings) = lint(&["--plist", &plist]);
     assert_eq!(code, 1);
@@ -299,6 +299,38 @@ fn an_iouserclass_that_names_no_compiled_class_is_named() {
          DkRaidUserClient) \
          — did you mean \"DkRaidController\"?",
     );
+}
+
+#[test]
+fn a_user_client_class_that_names_no_compiled_class_is_named() {
+    let s = Scratch::new("userclientclass");
+    let plist = s.copy("Info.plist", |t| {
+        t.replace("<string>DkRaidUserClient</string>", "<string>DkRaidUserClnt</string>")
+    });
+    let key = "IOKitPersonalities:DkRaidController:UserClientProperties";
+    let (code, r) = boot(&["--personality", &plist]);
+    assert_refused(
+        code,
+        &r,
+        "PersonalityUserClientProperties",
+        &plist,
+        key,
+        "UserClientProperties' IOUserClass \"DkRaidUserClnt\" names no class compiled into the \
+         dext (DkRaidController, DkRaidUserClient) — did you mean \"DkRaidUserClient\"?: no app \
+         can connect",
+    );
+    let (code, findings) = lint(&["--plist", &plist]);
+    assert_eq!(code, 1);
+    let f = finding(&findings, "PersonalityUserClientProperties");
+    assert!(f["message"].as_str().unwrap().contains("names no class declared in iig"), "{f:#}");
+    // The controller's class is no user client.
+    let plist = s.copy("Info.plist", |t| {
+        t.replace("<string>DkRaidUserClient</string>", "<string>DkRaidController</string>")
+    });
+    let (code, findings) = lint(&["--plist", &plist]);
+    assert_eq!(code, 1);
+    let f = finding(&findings, "PersonalityUserClientProperties");
+    assert!(f["message"].as_str().unwrap().contains("does not derive from IOUserClient"), "{f:#}");
 }
 
 #[test]

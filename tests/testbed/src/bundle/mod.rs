@@ -228,7 +228,8 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         name: "PersonalityUserClientProperties",
-        meaning: "UserClientProperties is not {IOClass = IOUserUserClient, IOUserClass = ...}",
+        meaning: "UserClientProperties is not {IOClass = IOUserUserClient, IOUserClass = ...}, or \
+                  its IOUserClass is no class of the dext deriving from IOUserClient",
         section: S8,
     },
     Rule {

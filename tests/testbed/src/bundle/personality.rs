@@ -131,9 +131,15 @@ impl ClassCatalog {
     /// Whether `name` is declared, and if so whether it derives from [`FAMILY_CLASS`]
     /// (following superclasses declared in the catalog).
     pub fn is_controller(&self, name: &str) -> Option<bool> {
+        self.derives_from(name, FAMILY_CLASS)
+    }
+
+    /// Whether `name` is declared, and if so whether it derives from `base` (an SDK class),
+    /// following superclasses declared in the catalog.
+    pub fn derives_from(&self, name: &str, base: &str) -> Option<bool> {
         let mut current = self.classes.iter().find(|c| c.name == name)?;
         for _ in 0..=self.classes.len() {
-            if current.superclass == FAMILY_CLASS {
+            if current.superclass == base {
                 return Some(true);
             }
             match self.classes.iter().find(|c| c.name == current.superclass) {
@@ -570,14 +576,19 @@ pub fn check_personality(
     }
 
     if let Some(v) = p.dict.get("UserClientProperties") {
-        out.extend(check_user_client(plist, p, v));
+        out.extend(check_user_client(plist, p, v, classes));
     }
 
     out.extend(check_driver_settings(plist, p));
     out
 }
 
-fn check_user_client(plist: &PlistFile, p: &Personality, v: &Value) -> Vec<Finding> {
+fn check_user_client(
+    plist: &PlistFile,
+    p: &Personality,
+    v: &Value,
+    classes: Option<&ClassCatalog>,
+) -> Vec<Finding> {
     let path = p.path("UserClientProperties");
     let f =
         |message: String| plist.finding_at("PersonalityUserClientProperties", true, &path, message);
@@ -599,12 +610,32 @@ fn check_user_client(plist: &PlistFile, p: &Personality, v: &Value) -> Vec<Findi
             "UserClientProperties has no IOClass: NewUserClient needs IOClass = {USER_CLIENT_CLASS}"
         ))),
     }
-    if d.get("IOUserClass").and_then(Value::as_string).is_none() {
-        out.push(f(
+    match (d.get("IOUserClass").and_then(Value::as_string), classes) {
+        (None, _) => out.push(f(
             "UserClientProperties has no IOUserClass: NewUserClient needs the dext's user-client \
              class"
                 .into(),
-        ));
+        )),
+        (Some(name), Some(catalog)) => match catalog.derives_from(name, "IOUserClient") {
+            Some(true) => {}
+            Some(false) => out.push(f(format!(
+                "UserClientProperties' IOUserClass {name:?} does not derive from IOUserClient: \
+                 IOService::Create makes it, and NewUserClient cannot hand it out"
+            ))),
+            None => {
+                let names = catalog.names();
+                let hint = spelling::suggest(name, &names)
+                    .map(|s| format!(" — did you mean {s:?}?"))
+                    .unwrap_or_default();
+                out.push(f(format!(
+                    "UserClientProperties' IOUserClass {name:?} names no class {} ({}){hint}: no \
+                     app can connect",
+                    catalog.origin,
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                )));
+            }
+        },
+        (Some(_), None) => {}
     }
     out
 }
