@@ -224,10 +224,13 @@ mod tests {
             device: DKRAID_CONTROLLER,
             compiled: ClassCatalog {
                 origin: "compiled into the dext".into(),
-                classes: vec![ClassDecl {
-                    name: "DkRaidController".into(),
-                    superclass: FAMILY_CLASS.into(),
-                }],
+                classes: vec![
+                    ClassDecl { name: "DkRaidController".into(), superclass: FAMILY_CLASS.into() },
+                    ClassDecl {
+                        name: "DkRaidUserClient".into(),
+                        superclass: "IOUserClient".into(),
+                    },
+                ],
             },
             stage_override: None,
         }

@@ -764,10 +764,10 @@ mod tests {
     fn dkraid_classes() -> ClassCatalog {
         ClassCatalog {
             origin: "compiled into the dext".into(),
-            classes: vec![ClassDecl {
-                name: "DkRaidController".into(),
-                superclass: FAMILY_CLASS.into(),
-            }],
+            classes: vec![
+                ClassDecl { name: "DkRaidController".into(), superclass: FAMILY_CLASS.into() },
+                ClassDecl { name: "DkRaidUserClient".into(), superclass: "IOUserClient".into() },
+            ],
         }
     }
 
@@ -846,7 +846,7 @@ mod tests {
         assert_eq!(
             c.findings[2].message,
             "IOUserClass \"DkRaidControler\" names no class compiled into the dext \
-             (DkRaidController) — did you mean \"DkRaidController\"?"
+             (DkRaidController, DkRaidUserClient) — did you mean \"DkRaidController\"?"
         );
         assert_eq!(
             c.findings[3].message,
