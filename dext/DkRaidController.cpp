@@ -40,8 +40,10 @@ static_assert(sizeof(SCSIUserParallelResponse) == sizeof(dk_scsi_user_parallel_r
 /* The personality key naming the user client's properties (DRIVERKIT.md §8). */
 #define kDkRaidUserClientPropertiesKey "UserClientProperties"
 
-/* An admin ticket's waiting client: AsyncCompletion goes to `action` when the core has the
- * response. Both are retained while waiting. */
+/* An admin ticket and the client it belongs to, from Submit until the client fetched the
+ * response (or closed): AsyncCompletion goes to `action` when the core has the response, and
+ * only this client may fetch it. The client is retained for the whole time, the action until
+ * the completion was sent (nullptr after). */
 struct DkRaidAdminWaiter {
     uint32_t ticket; /* 0: free */
     IOUserClient *client;
@@ -951,13 +953,37 @@ kern_return_t DkRaidController::AdminSubmit(IOUserClient *client, OSAction *comp
     return kIOReturnSuccess;
 }
 
-kern_return_t DkRaidController::AdminFetch(uint32_t ticket, uint8_t *response, size_t capacity,
-                                           size_t *bytes)
+kern_return_t DkRaidController::AdminFetch(IOUserClient *client, uint32_t ticket,
+                                           uint8_t *response, size_t capacity, size_t *bytes)
 {
     if (ivars->core == nullptr) {
         return kIOReturnNotReady;
     }
-    return DKRAID_LOCKED(dk_admin_fetch(ivars->core, ticket, response, capacity, bytes));
+    IOUserClient *owner = nullptr;
+    {
+        CoreLock lock(ivars->coreLock);
+        DkRaidAdminWaiter *waiter = nullptr;
+        for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
+            if (ivars->adminWaiters[i].ticket == ticket && ticket != 0 &&
+                ivars->adminWaiters[i].client == client) {
+                waiter = &ivars->adminWaiters[i];
+                break;
+            }
+        }
+        /* Another connection's ticket is as good as none: tickets are not secrets. */
+        if (waiter == nullptr) {
+            return kIOReturnNotFound;
+        }
+        kern_return_t ret = dk_admin_fetch(ivars->core, ticket, response, capacity, bytes);
+        if (ret != kIOReturnSuccess) {
+            return ret;
+        }
+        owner = waiter->client;
+        OSSafeReleaseNULL(waiter->action);
+        *waiter = DkRaidAdminWaiter{};
+    }
+    owner->release();
+    return kIOReturnSuccess;
 }
 
 kern_return_t DkRaidController::AdminWatchEvents(IOUserClient *client, OSAction *completion,
@@ -1001,7 +1027,8 @@ void DkRaidController::AdminClientClosed(IOUserClient *client)
     for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
         DkRaidAdminWaiter *w = &ivars->adminWaiters[i];
         if (w->ticket != 0 && w->client == client) {
-            /* A command the firmware is running finishes into nothing. */
+            /* A command the firmware is running finishes into nothing; a response the client
+             * never fetched is dropped. */
             (void)dk_admin_cancel(ivars->core, w->ticket);
             OSSafeReleaseNULL(w->action);
             OSSafeReleaseNULL(w->client);
@@ -1037,10 +1064,13 @@ void DkRaidController::DeliverAdminCompletions()
             }
             for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
                 DkRaidAdminWaiter *w = &ivars->adminWaiters[i];
-                if (w->ticket == ticket) {
+                if (w->ticket == ticket && w->action != nullptr) {
+                    /* The entry stays until the client fetches the response; the action is
+                     * this completion's to send and release. */
                     client = w->client;
+                    client->retain();
                     action = w->action;
-                    *w = DkRaidAdminWaiter{};
+                    w->action = nullptr;
                     break;
                 }
             }

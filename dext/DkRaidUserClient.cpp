@@ -112,7 +112,7 @@ static kern_return_t Fetch(OSObject *target, void *reference, IOUserClientMethod
     uint8_t response[DK_ADMIN_MAX_RESPONSE];
     size_t bytes = 0;
     kern_return_t ret =
-        self->ivars->controller->AdminFetch((uint32_t)ticket, response, (size_t)capacity, &bytes);
+        self->ivars->controller->AdminFetch(self, (uint32_t)ticket, response, (size_t)capacity, &bytes);
     if (ret != kIOReturnSuccess) {
         return ret;
     }

@@ -461,3 +461,37 @@ fn an_interrupt_ends_serve_cleanly_with_its_report() {
     assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
     assert!(!server.socket.exists(), "the socket is removed");
 }
+
+#[test]
+fn tickets_belong_to_their_connection_and_unfetched_ones_are_freed_when_it_closes() {
+    let server = Server::start("tickets", &["--stage", "full"]);
+    let mut first = Connection::connect(&server.socket);
+    assert_eq!(first.open(&[]), 0);
+    // Fill every request slot with answers nobody fetches.
+    let mut tickets = Vec::new();
+    for _ in 0..4 {
+        let (r, scalars, _) =
+            first.call(Message::call(0, true, vec![], request(command::STAGE_GET, &[]), 0, 1));
+        assert_eq!(r, 0);
+        tickets.push(scalars[0]);
+    }
+    for &t in &tickets {
+        first.completion(t);
+    }
+    // Another connection can neither fetch them nor find a free slot while they are held.
+    let mut second = Connection::connect(&server.socket);
+    assert_eq!(second.open(&[]), 0);
+    let (r, _, _) = second.call(Message::call(1, false, vec![tickets[0]], vec![], 4096, 0));
+    assert_eq!(r, 0xe00002f0_u32 as i32, "another connection's ticket: kIOReturnNotFound");
+    let (r, _, _) =
+        second.call(Message::call(0, true, vec![], request(command::STAGE_GET, &[]), 0, 1));
+    assert_eq!(r, 0xe00002be_u32 as i32, "every slot is held: kIOReturnNoResources");
+    // The first app goes away without fetching: its slots are free again.
+    assert!(matches!(first.request(&Message::Close), Message::CloseReply { kern_return: 0 }));
+    for _ in 0..4 {
+        assert_eq!(second.admin(&request(command::STAGE_GET, &[])), status::OK);
+    }
+    drop(second);
+    let report = server.shutdown();
+    assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
+}
