@@ -495,3 +495,13 @@ fn tickets_belong_to_their_connection_and_unfetched_ones_are_freed_when_it_close
     let report = server.shutdown();
     assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
 }
+
+#[test]
+fn without_a_controller_admin_commands_are_not_ready_and_say_why() {
+    let server = Server::start("notready", &["--stage", "fake-block"]);
+    let out = raidctl(&server.socket, &["/c0", "show"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stage fake-block (1)"), "{}", stderr(&out));
+    let report = server.shutdown();
+    assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
+}

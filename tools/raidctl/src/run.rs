@@ -68,8 +68,8 @@ fn explain<T: Transport>(client: &mut Client<T>, cmd: &Command, mut e: Error) ->
             if let Ok(stage) = client.stage_get() {
                 e.message = format!(
                     "the controller is not ready: the driver runs bring-up stage {} ({stage}), \
-                     which has no controller to ask; admin commands need stage full (3) \
-                     (NotReady)",
+                     which has no controller to ask; admin commands need stage single-io (2) or \
+                     full (3) (NotReady)",
                     render::stage_name(stage)
                 );
             }
