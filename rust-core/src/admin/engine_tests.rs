@@ -710,17 +710,8 @@ mod in_the_controller {
         answer_list_volumes(&mut c, &mut dev, &[2]);
         let w = c.next_target_work();
         c.target_work_done(w.kind, 2, crate::IOReturn::kIOReturnSuccess).unwrap();
-        let mut read = abi::dk_scsi_user_parallel_task {
-            fTargetID: 2,
-            fControllerTaskIdentifier: 3,
-            fCommandSize: 10,
-            fTransferDirection: 2,
-            fRequestedTransferCount: 512,
-            fBufferIOVMAddr: 0xD000_0000,
-            fTimeoutInMilliSec: 1_000,
-            ..Default::default()
-        };
-        read.fCommandDescriptorBlock[..10].copy_from_slice(&[0x28, 0, 0, 0, 0, 8, 0, 0, 1, 0]);
+        let mut read = crate::firmware::tests::read_task(3);
+        read.fTargetID = 2;
         c.process_parallel_task(&read, None, &mut r).unwrap();
         let submitted = crate::platform::Platform::monotonic_time_ns(c.platform_mut());
         let p = c.platform_mut();

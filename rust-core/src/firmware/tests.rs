@@ -158,7 +158,8 @@ fn setup() -> (FakePlatform, TaskPool, Firmware, Device) {
     (p, pool, fw, dev)
 }
 
-fn read_task(id: u64) -> abi::dk_scsi_user_parallel_task {
+/// A READ(10) of one 512-byte block at LBA 0 of target 1 (shared with the admin tests).
+pub(crate) fn read_task(id: u64) -> abi::dk_scsi_user_parallel_task {
     let mut t = abi::dk_scsi_user_parallel_task {
         fTargetID: 1,
         fControllerTaskIdentifier: id,
