@@ -35,6 +35,9 @@ pub const POLL_INTERVAL_NS: u64 = 1_000_000;
 pub const DEFAULT_TASK_TIMEOUT_NS: u64 = 30_000_000_000;
 /// How long an abort may take before the controller is reset.
 pub const ABORT_TIMEOUT_NS: u64 = 5_000_000_000;
+/// How many dropped replies one interrupt pass names in the log; the rest are counted in one
+/// summary line.
+pub const DROPPED_REPLIES_LOGGED_PER_PASS: u64 = 8;
 /// How long a management request (or the stage's own I/O) may take before the controller is
 /// reset.
 pub const CONTROL_TIMEOUT_NS: u64 = 30_000_000_000;
@@ -464,11 +467,22 @@ impl Firmware {
                     None => dropped += 1,
                 },
                 Reply::Dropped(e) => {
-                    log::warn!("dkraid: reply dropped: {e}");
+                    // Named one by one, up to a bound per pass: a ring of garbage (or a
+                    // device replaying its old ring after a reset) must not flood the log.
+                    if dropped < DROPPED_REPLIES_LOGGED_PER_PASS {
+                        log::warn!("dkraid: reply dropped: {e}");
+                    }
                     dropped += 1;
                 }
             },
         );
+        if dropped > DROPPED_REPLIES_LOGGED_PER_PASS {
+            log::warn!(
+                "dkraid: {} more replies dropped in this pass ({dropped} in all, {} since start)",
+                dropped - DROPPED_REPLIES_LOGGED_PER_PASS,
+                self.dropped_replies + dropped
+            );
+        }
         platform.mmio_write32(BAR, reg::REPLY_CONSUMER, u32::from(consumer));
         self.dropped_replies += dropped;
         self.last_event = events;
