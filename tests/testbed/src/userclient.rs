@@ -16,7 +16,7 @@ use std::ffi::{c_char, CString};
 use dkraid_core::IOReturn;
 
 use crate::runtime::{self, Obj};
-use crate::sched::{self, ThreadId};
+use crate::sched;
 use crate::world::{self, violation, with_world};
 
 const SECTION: &str = "DRIVERKIT.md §7";
@@ -51,7 +51,6 @@ struct Connection {
     /// The queue the client registered as `IOUserClientQueueExternalMethod`.
     external_method_queue: Option<u64>,
     asyncs: VecDeque<AsyncMessage>,
-    waiter: Option<ThreadId>,
 }
 
 /// Every connection of this boot.
@@ -116,7 +115,6 @@ pub fn service_open(entitlements: &[String]) -> Result<u64, i32> {
                 open: true,
                 external_method_queue: None,
                 asyncs: VecDeque::new(),
-                waiter: None,
             },
         );
         id
@@ -242,31 +240,7 @@ pub fn call(
     CallReply { kern_return: r, scalars: out[..out_count as usize].to_vec(), structure }
 }
 
-/// The next asynchronous completion for connection `id`, waiting for it in virtual time for at
-/// most `timeout_ns`. None: nothing came (or the connection is closed).
-pub fn wait_async(id: u64, timeout_ns: u64) -> Option<AsyncMessage> {
-    let deadline = sched::now_ns().saturating_add(timeout_ns);
-    loop {
-        let next = with_world(|w| {
-            let c = w.user_clients.connections.get_mut(&id)?;
-            Some(c.asyncs.pop_front())
-        })?;
-        if let Some(m) = next {
-            return Some(m);
-        }
-        if sched::now_ns() >= deadline {
-            return None;
-        }
-        with_world(|w| {
-            if let Some(c) = w.user_clients.connections.get_mut(&id) {
-                c.waiter = Some(sched::current());
-            }
-        });
-        sched::sleep_ns((deadline - sched::now_ns()).min(1_000_000));
-    }
-}
-
-/// Completions queued for connection `id` without waiting.
+/// The completions queued for connection `id` (the caller's port), taken.
 pub fn take_asyncs(id: u64) -> Vec<AsyncMessage> {
     with_world(|w| {
         w.user_clients
@@ -413,12 +387,7 @@ pub fn async_completion(client: Obj, handle: u64, status: i32, args: &[u64]) {
         Some(true)
     });
     match delivered {
-        Some(true) => {
-            if let Some(t) = with_world(|w| w.user_clients.connections.get_mut(&id)?.waiter.take())
-            {
-                sched::wake(t);
-            }
-        }
+        Some(true) => {}
         _ => {
             violation(
                 "AsyncCompletionAfterClose",
