@@ -105,10 +105,16 @@ static kern_return_t Fetch(OSObject *target, void *reference, IOUserClientMethod
     if (ticket == 0 || ticket > UINT32_MAX) {
         return kIOReturnNotFound;
     }
+    /* The caller's room: a response that does not fit stays in its slot (kIOReturnNoSpace)
+     * for a Fetch with a bigger buffer. */
     uint64_t capacity = arguments->structureOutputMaximumSize;
     if (capacity > DK_ADMIN_MAX_RESPONSE) {
         capacity = DK_ADMIN_MAX_RESPONSE;
     }
+#if defined(DKRAID_VARIANT_FETCH_IGNORES_MAXIMUM)
+    /* Broken on purpose: returns the whole response whatever room the caller has. */
+    capacity = DK_ADMIN_MAX_RESPONSE;
+#endif
     uint8_t response[DK_ADMIN_MAX_RESPONSE];
     size_t bytes = 0;
     kern_return_t ret =

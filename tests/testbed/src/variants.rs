@@ -147,6 +147,17 @@ pub const VARIANTS: &[Variant] = &[
         scenario: None,
     },
     Variant {
+        name: "fetch-ignores-maximum",
+        macro_name: "DKRAID_VARIANT_FETCH_IGNORES_MAXIMUM",
+        description: "the user client's Fetch ignores structureOutputMaximumSize (stage 3)",
+        expected_rule: "StructureOutputOverrun",
+        stage: "full",
+        scenario: Some(
+            "serve: an admin app fetches a response into a buffer too small for it \
+             (tests/admin.rs)",
+        ),
+    },
+    Variant {
         name: "close-without-cancel",
         macro_name: "DKRAID_VARIANT_CLOSE_WITHOUT_CANCEL",
         description: "the user client's Stop keeps its pending admin requests (stage 3)",

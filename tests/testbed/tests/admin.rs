@@ -505,3 +505,46 @@ fn without_a_controller_admin_commands_are_not_ready_and_say_why() {
     let report = server.shutdown();
     assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
 }
+
+/// An app fetches a 24-byte STAGE_GET response into 20 bytes, then into 4096: the two
+/// kern_returns, the bytes the second got, and the server's report.
+fn fetch_into_a_small_buffer(variant: Option<&str>) -> (i32, (i32, usize), Value) {
+    let mut args = vec!["--stage", "full"];
+    if let Some(v) = variant {
+        args.extend(["--variant", v]);
+    }
+    let server = Server::start(&format!("fetch-{}", variant.unwrap_or("shipped")), &args);
+    let mut c = Connection::connect(&server.socket);
+    assert_eq!(c.open(&[]), 0);
+    let (r, scalars, _) =
+        c.call(Message::call(0, true, vec![], request(command::STAGE_GET, &[]), 0, 1));
+    assert_eq!(r, 0);
+    let ticket = scalars[0];
+    assert_eq!(c.completion(ticket).1, [ticket, 24]);
+    let (small, _, out) = c.call(Message::call(1, false, vec![ticket], vec![], 20, 0));
+    assert!(out.is_empty(), "nothing comes back from a refused Fetch");
+    let (big, _, out) = c.call(Message::call(1, false, vec![ticket], vec![], 4096, 0));
+    drop(c);
+    (small, (big, out.len()), server.shutdown())
+}
+
+#[test]
+fn a_response_larger_than_the_callers_buffer_stays_for_a_bigger_fetch() {
+    let (small, big, report) = fetch_into_a_small_buffer(None);
+    assert_eq!(small, 0xe00002db_u32 as i32, "kIOReturnNoSpace");
+    assert_eq!(big, (0, 24), "the slot kept the response");
+    assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
+}
+
+#[test]
+fn variant_fetch_ignores_maximum_is_caught() {
+    let (small, _, report) = fetch_into_a_small_buffer(Some("fetch-ignores-maximum"));
+    assert_eq!(small, 0xe00002e8_u32 as i32, "IOKit fails the call: kIOReturnOverrun");
+    let violations = report["violations"].as_array().unwrap();
+    let v = violations
+        .iter()
+        .find(|v| v["rule"] == "StructureOutputOverrun")
+        .unwrap_or_else(|| panic!("no StructureOutputOverrun in {violations:#?}"));
+    assert_eq!(v["values"], "selector=1 structureOutput=24 maximum=20", "{v:#}");
+    assert_eq!(v["section"], "DRIVERKIT.md §7", "{v:#}");
+}
