@@ -40,10 +40,9 @@ static_assert(sizeof(SCSIUserParallelResponse) == sizeof(dk_scsi_user_parallel_r
 /* The personality key naming the user client's properties (DRIVERKIT.md §8). */
 #define kDkRaidUserClientPropertiesKey "UserClientProperties"
 
-/* An admin ticket and the client it belongs to, from Submit until the client fetched the
- * response (or closed): AsyncCompletion goes to `action` when the core has the response, and
- * only this client may fetch it. The client is retained for the whole time, the action until
- * the completion was sent (nullptr after). */
+/* An admin ticket whose completion is still to be sent: AsyncCompletion goes to `action` of
+ * `client` when the core has the response. Both are retained while waiting. Which client may
+ * fetch a response is the core's business (the ticket's owner). */
 struct DkRaidAdminWaiter {
     uint32_t ticket; /* 0: free */
     IOUserClient *client;
@@ -890,6 +889,12 @@ kern_return_t IMPL(DkRaidController, UserTargetResetRequest)
  * The client object is made from the personality's UserClientProperties, so its class comes
  * from Info.plist (IOUserClass = DkRaidUserClient) and the kernel starts it with this
  * controller as its provider. */
+/* The core's identity for a client connection: its address, never dereferenced by the core. */
+static uint64_t AdminOwner(IOUserClient *client)
+{
+    return (uint64_t)(uintptr_t)client;
+}
+
 kern_return_t IMPL(DkRaidController, NewUserClient)
 {
     if (userClient == nullptr) {
@@ -924,6 +929,13 @@ kern_return_t DkRaidController::AdminSubmit(IOUserClient *client, OSAction *comp
     }
     {
         CoreLock lock(ivars->coreLock);
+        kern_return_t ret =
+            dk_admin_submit(ivars->core, AdminOwner(client), request, length, entitled, ticket);
+        if (ret != kIOReturnSuccess) {
+            return ret;
+        }
+        /* A waiter is free whenever the core took the request: there are as many waiters as
+         * core slots, and a waiter is freed no later than its slot. */
         DkRaidAdminWaiter *waiter = nullptr;
         for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
             if (ivars->adminWaiters[i].ticket == 0) {
@@ -932,11 +944,8 @@ kern_return_t DkRaidController::AdminSubmit(IOUserClient *client, OSAction *comp
             }
         }
         if (waiter == nullptr) {
+            (void)dk_admin_cancel(ivars->core, *ticket);
             return kIOReturnNoResources;
-        }
-        kern_return_t ret = dk_admin_submit(ivars->core, request, length, entitled, ticket);
-        if (ret != kIOReturnSuccess) {
-            return ret;
         }
         /* The action is retained only for the duration of ExternalMethod: keep it. */
         completion->retain();
@@ -959,31 +968,9 @@ kern_return_t DkRaidController::AdminFetch(IOUserClient *client, uint32_t ticket
     if (ivars->core == nullptr) {
         return kIOReturnNotReady;
     }
-    IOUserClient *owner = nullptr;
-    {
-        CoreLock lock(ivars->coreLock);
-        DkRaidAdminWaiter *waiter = nullptr;
-        for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
-            if (ivars->adminWaiters[i].ticket == ticket && ticket != 0 &&
-                ivars->adminWaiters[i].client == client) {
-                waiter = &ivars->adminWaiters[i];
-                break;
-            }
-        }
-        /* Another connection's ticket is as good as none: tickets are not secrets. */
-        if (waiter == nullptr) {
-            return kIOReturnNotFound;
-        }
-        kern_return_t ret = dk_admin_fetch(ivars->core, ticket, response, capacity, bytes);
-        if (ret != kIOReturnSuccess) {
-            return ret;
-        }
-        owner = waiter->client;
-        OSSafeReleaseNULL(waiter->action);
-        *waiter = DkRaidAdminWaiter{};
-    }
-    owner->release();
-    return kIOReturnSuccess;
+    /* Another connection's ticket is kIOReturnNotFound: the core checks the owner. */
+    return DKRAID_LOCKED(
+        dk_admin_fetch(ivars->core, AdminOwner(client), ticket, response, capacity, bytes));
 }
 
 kern_return_t DkRaidController::AdminWatchEvents(IOUserClient *client, OSAction *completion,
@@ -1024,12 +1011,12 @@ void DkRaidController::AdminClientClosed(IOUserClient *client)
         return;
     }
     CoreLock lock(ivars->coreLock);
+    /* Its requests go: a command the firmware is running finishes into nothing, a response it
+     * never fetched is dropped. */
+    (void)dk_admin_close(ivars->core, AdminOwner(client));
     for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
         DkRaidAdminWaiter *w = &ivars->adminWaiters[i];
         if (w->ticket != 0 && w->client == client) {
-            /* A command the firmware is running finishes into nothing; a response the client
-             * never fetched is dropped. */
-            (void)dk_admin_cancel(ivars->core, w->ticket);
             OSSafeReleaseNULL(w->action);
             OSSafeReleaseNULL(w->client);
             w->ticket = 0;
@@ -1064,13 +1051,10 @@ void DkRaidController::DeliverAdminCompletions()
             }
             for (uint32_t i = 0; i < DK_ADMIN_SLOTS; i++) {
                 DkRaidAdminWaiter *w = &ivars->adminWaiters[i];
-                if (w->ticket == ticket && w->action != nullptr) {
-                    /* The entry stays until the client fetches the response; the action is
-                     * this completion's to send and release. */
+                if (w->ticket == ticket) {
                     client = w->client;
-                    client->retain();
                     action = w->action;
-                    w->action = nullptr;
+                    *w = DkRaidAdminWaiter{};
                     break;
                 }
             }

@@ -285,22 +285,26 @@ dk_ioreturn dk_target_work_done(dk_core *core, const dk_target_work *work, dk_io
 #define DK_ADMIN_MAX_RESPONSE 4096u
 /* Take one admin request (the user client's ExternalMethod structure input, `length` bytes).
  * Every request gets a ticket in *out_ticket, a malformed or unpermitted one too (its error
- * response is ready at once). `entitled`: the client holds the admin entitlement.
- * kIOReturnNoResources: every slot is in use. kIOReturnBadArgument: a null pointer. Run
+ * response is ready at once). `owner`: an identity of the client connection (the dext passes
+ * its user client's address; the core never dereferences it): only the owner fetches the
+ * response. `entitled`: the client holds the admin entitlement. kIOReturnNoResources: every slot is in use. kIOReturnBadArgument: a null pointer. Run
  * dk_service soon after (the dext arms its timer for now). */
-dk_ioreturn dk_admin_submit(dk_core *core, const uint8_t *request, size_t length, bool entitled,
-                            uint32_t *out_ticket);
+dk_ioreturn dk_admin_submit(dk_core *core, uint64_t owner, const uint8_t *request, size_t length,
+                            bool entitled, uint32_t *out_ticket);
 /* The next ticket whose response became ready and was not yet reported here (each ticket is
  * reported once); *out_bytes its response's size. kIOReturnNotFound: none. */
 dk_ioreturn dk_admin_next_ready(dk_core *core, uint32_t *out_ticket, uint32_t *out_bytes);
 /* Copy a ready ticket's response into `out` and free its slot. kIOReturnNotFound: no such
- * ticket; kIOReturnNotReady: not ready yet; kIOReturnNoSpace: `capacity` too small (the slot
- * is kept). */
-dk_ioreturn dk_admin_fetch(dk_core *core, uint32_t ticket, uint8_t *out, size_t capacity,
-                           size_t *out_bytes);
-/* Forget a ticket (its client went away); a command already sent to the firmware finishes into
+ * ticket, or another owner's; kIOReturnNotReady: not ready yet; kIOReturnNoSpace: `capacity`
+ * too small (the slot is kept). */
+dk_ioreturn dk_admin_fetch(dk_core *core, uint64_t owner, uint32_t ticket, uint8_t *out,
+                           size_t capacity, size_t *out_bytes);
+/* Forget a ticket nobody waits for; a command already sent to the firmware finishes into
  * nothing. kIOReturnNotFound: no such ticket. */
 dk_ioreturn dk_admin_cancel(dk_core *core, uint32_t ticket);
+/* A client connection closed: forget every ticket of `owner` (queued, with the firmware, or
+ * answered and never fetched). */
+dk_ioreturn dk_admin_close(dk_core *core, uint64_t owner);
 /* The newest event sequence number the firmware announced (0: none). */
 uint64_t dk_admin_event_sequence(const dk_core *core);
 

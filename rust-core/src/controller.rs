@@ -646,9 +646,14 @@ impl<P: Platform> Controller<P> {
     /// Take one admin request (the user client's structure input); every request gets a
     /// ticket, a malformed or unpermitted one too. Firmware-backed requests are sent from
     /// [`Controller::service`].
-    pub fn admin_submit(&mut self, request: &[u8], entitled: bool) -> Result<u32, AdminCallError> {
+    pub fn admin_submit(
+        &mut self,
+        owner: u64,
+        request: &[u8],
+        entitled: bool,
+    ) -> Result<u32, AdminCallError> {
         let ctx = Context { stage: self.config.stage, stats: &self.stats };
-        self.admin.submit(request, entitled, ctx)
+        self.admin.submit(owner, request, entitled, ctx)
     }
 
     /// The next ticket whose response is ready and was not reported yet, and its size.
@@ -656,14 +661,24 @@ impl<P: Platform> Controller<P> {
         self.admin.next_ready()
     }
 
-    /// Copy a ready response into `out` and free its slot.
-    pub fn admin_fetch(&mut self, ticket: u32, out: &mut [u8]) -> Result<usize, AdminCallError> {
-        self.admin.fetch(ticket, out)
+    /// Copy a ready response of `owner` into `out` and free its slot.
+    pub fn admin_fetch(
+        &mut self,
+        owner: u64,
+        ticket: u32,
+        out: &mut [u8],
+    ) -> Result<usize, AdminCallError> {
+        self.admin.fetch(owner, ticket, out)
     }
 
-    /// Forget a ticket (its client went away).
+    /// Forget a ticket (nobody waits for it).
     pub fn admin_cancel(&mut self, ticket: u32) -> Result<(), AdminCallError> {
         self.admin.cancel(ticket)
+    }
+
+    /// `owner`'s connection closed: forget all its tickets; returns how many.
+    pub fn admin_close(&mut self, owner: u64) -> usize {
+        self.admin.close(owner)
     }
 
     /// The newest event sequence the firmware announced (0: none, and in stages 0 and 1).

@@ -625,6 +625,7 @@ fn admin_fail(call: &str, err: dkraid_core::admin::AdminCallError) -> dk_ioretur
 #[no_mangle]
 pub unsafe extern "C" fn dk_admin_submit(
     core: *mut dk_core,
+    owner: u64,
     request: *const u8,
     length: usize,
     entitled: bool,
@@ -642,7 +643,7 @@ pub unsafe extern "C" fn dk_admin_submit(
         Ok(cell) => cell,
         Err(status) => return status,
     };
-    match cell.controller.admin_submit(bytes, entitled) {
+    match cell.controller.admin_submit(owner, bytes, entitled) {
         // SAFETY: forwarded from the caller.
         Ok(ticket) => unsafe { write_out(out_ticket, ticket, CALL) },
         Err(err) => admin_fail(CALL, err),
@@ -692,6 +693,7 @@ pub unsafe extern "C" fn dk_admin_next_ready(
 #[no_mangle]
 pub unsafe extern "C" fn dk_admin_fetch(
     core: *mut dk_core,
+    owner: u64,
     ticket: u32,
     out: *mut u8,
     capacity: usize,
@@ -709,7 +711,7 @@ pub unsafe extern "C" fn dk_admin_fetch(
         Ok(cell) => cell,
         Err(status) => return status,
     };
-    match cell.controller.admin_fetch(ticket, buffer) {
+    match cell.controller.admin_fetch(owner, ticket, buffer) {
         // SAFETY: forwarded from the caller.
         Ok(n) => unsafe { write_out(out_bytes, n, CALL) },
         Err(err) => admin_fail(CALL, err),
@@ -732,6 +734,25 @@ pub unsafe extern "C" fn dk_admin_cancel(core: *mut dk_core, ticket: u32) -> dk_
         Ok(()) => ok(),
         Err(err) => admin_fail(CALL, err),
     }
+}
+
+/// A client connection closed: forget every ticket of `owner`.
+///
+/// # Safety
+/// `core` NULL or a handle from `dk_core_init`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_admin_close(core: *mut dk_core, owner: u64) -> dk_ioreturn {
+    const CALL: &str = "dk_admin_close";
+    // SAFETY: forwarded from the caller.
+    let cell = match unsafe { core_cell(core, CALL) } {
+        Ok(cell) => cell,
+        Err(status) => return status,
+    };
+    let n = cell.controller.admin_close(owner);
+    if n > 0 {
+        log::info!("dkraid: admin client closed: {n} of its requests forgotten");
+    }
+    ok()
 }
 
 /// The newest event sequence number the firmware announced (0: none, or not a live core).

@@ -197,6 +197,9 @@ pub struct Context<'a> {
 #[derive(Clone, Debug)]
 struct Slot {
     ticket: u32,
+    /// Whose request it is: an opaque identity of the client connection (the dext passes its
+    /// user client's address; never dereferenced). Only the owner fetches the response.
+    owner: u64,
     state: SlotState,
     /// Reported by [`AdminEngine::next_ready`].
     reported: bool,
@@ -214,6 +217,7 @@ struct Slot {
 impl Slot {
     const FREE: Slot = Slot {
         ticket: 0,
+        owner: 0,
         state: SlotState::Free,
         reported: false,
         command: 0,
@@ -385,10 +389,11 @@ impl AdminEngine {
         self.count_in(SlotState::Queued) > 0
     }
 
-    /// Take one request (`request` is exactly the bytes the client sent). Every request gets a
-    /// ticket; only a full pool is refused.
+    /// Take one request of `owner` (`request` is exactly the bytes the client sent). Every
+    /// request gets a ticket; only a full pool is refused.
     pub fn submit(
         &mut self,
+        owner: u64,
         request: &[u8],
         entitled: bool,
         ctx: Context<'_>,
@@ -399,7 +404,7 @@ impl AdminEngine {
         let ticket = self.new_ticket();
         let submitted = self.tick();
         let slot = &mut self.slots[i];
-        *slot = Slot { ticket, submitted, state: SlotState::Queued, ..Slot::FREE };
+        *slot = Slot { ticket, owner, submitted, state: SlotState::Queued, ..Slot::FREE };
         let parsed = decode_request(request).and_then(|r| {
             if r.body.is_destructive() && !entitled {
                 Err(AdminError::NotPermitted { command: r.body.command() })
@@ -676,9 +681,18 @@ impl AdminEngine {
         Some((slot.ticket, slot.bytes))
     }
 
-    /// Copy a ready response into `out` and free its slot; returns its size.
-    pub fn fetch(&mut self, ticket: u32, out: &mut [u8]) -> Result<usize, AdminCallError> {
-        let i = self.slot_of(ticket).ok_or(AdminCallError::NotFound { ticket })?;
+    /// Copy a ready response of `owner` into `out` and free its slot; returns its size.
+    /// Another owner's ticket is [`AdminCallError::NotFound`]: tickets are counted, not secret.
+    pub fn fetch(
+        &mut self,
+        owner: u64,
+        ticket: u32,
+        out: &mut [u8],
+    ) -> Result<usize, AdminCallError> {
+        let i = self
+            .slot_of(ticket)
+            .filter(|&i| self.slots[i].owner == owner)
+            .ok_or(AdminCallError::NotFound { ticket })?;
         let slot = &mut self.slots[i];
         if slot.state != SlotState::Ready {
             return Err(AdminCallError::NotReady { ticket });
@@ -701,5 +715,19 @@ impl AdminEngine {
         slot.state = SlotState::Free;
         slot.ticket = 0;
         Ok(())
+    }
+
+    /// `owner` went away: forget every ticket of it — queued, with the firmware, or answered
+    /// but never fetched. Returns how many.
+    pub fn close(&mut self, owner: u64) -> usize {
+        let mut n = 0;
+        for slot in self.slots.iter_mut() {
+            if slot.state != SlotState::Free && slot.owner == owner {
+                slot.state = SlotState::Free;
+                slot.ticket = 0;
+                n += 1;
+            }
+        }
+        n
     }
 }

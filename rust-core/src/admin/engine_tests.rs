@@ -14,6 +14,9 @@ use zerocopy::{FromBytes, IntoBytes};
 use super::engine::{AdminEngine, Context, SlotState, ADMIN_SLOTS, MAX_RESPONSE};
 use super::stats::{IoKind, IoStatsTable, Started};
 use super::tests::{create, dref, vref};
+
+/// The one client of most tests.
+const OWNER: u64 = 0x5EED;
 use super::wire::*;
 use super::*;
 use crate::abi;
@@ -82,7 +85,7 @@ struct Run {
 fn run(request: &[u8], status: u8, data: &[u8]) -> Run {
     let stats = IoStatsTable::new();
     let mut e = AdminEngine::new();
-    let ticket = e.submit(request, true, ctx(&stats, Stage::Full)).unwrap();
+    let ticket = e.submit(OWNER, request, true, ctx(&stats, Stage::Full)).unwrap();
     assert_eq!(e.state(ticket), SlotState::Queued);
     let (t, opcode, args) = e.next_to_send().expect("a firmware-backed request");
     assert_eq!(t, ticket);
@@ -93,7 +96,7 @@ fn run(request: &[u8], status: u8, data: &[u8]) -> Run {
     e.firmware_done(opcode, &reply, data, Stage::Full);
     assert_eq!(e.next_ready(), Some((ticket, e_bytes(&e, ticket))));
     let mut out = vec![0u8; MAX_RESPONSE];
-    let n = e.fetch(ticket, &mut out).unwrap();
+    let n = e.fetch(OWNER, ticket, &mut out).unwrap();
     out.truncate(n);
     assert_eq!(e.state(ticket), SlotState::Free);
     Run { opcode, args, response: out }
@@ -102,7 +105,7 @@ fn run(request: &[u8], status: u8, data: &[u8]) -> Run {
 fn e_bytes(e: &AdminEngine, ticket: u32) -> u32 {
     let mut probe = vec![0u8; MAX_RESPONSE];
     let mut copy = e.clone();
-    copy.fetch(ticket, &mut probe).unwrap() as u32
+    copy.fetch(OWNER, ticket, &mut probe).unwrap() as u32
 }
 
 fn answer(bytes: &[u8]) -> Response<'_> {
@@ -254,7 +257,8 @@ fn a_spare_dedicated_to_volume_0_goes_to_the_firmware() {
     let stats = IoStatsTable::new();
     let mut e = AdminEngine::new();
     let h = HotspareSet { drive: U16::new(6), volume: U16::new(0) };
-    let t = e.submit(&req(1, &Body::HotspareSet(&h)), true, ctx(&stats, Stage::Full)).unwrap();
+    let t =
+        e.submit(OWNER, &req(1, &Body::HotspareSet(&h)), true, ctx(&stats, Stage::Full)).unwrap();
     assert_eq!(e.state(t), SlotState::Queued);
     assert!(e.next_to_send().is_some());
 }
@@ -289,18 +293,20 @@ fn requests_the_core_answers_itself_are_ready_at_once() {
     };
     stats.complete(2, Started::new(1_000, IoKind::Read), 1_000 + 3_000, &ok);
     let mut e = AdminEngine::new();
-    let t = e.submit(&req(1, &Body::StageGet), false, ctx(&stats, Stage::SingleIo)).unwrap();
+    let t = e.submit(OWNER, &req(1, &Body::StageGet), false, ctx(&stats, Stage::SingleIo)).unwrap();
     let all = vref(ALL_VOLUMES);
-    let t2 = e.submit(&req(2, &Body::IoStats(&all)), false, ctx(&stats, Stage::SingleIo)).unwrap();
+    let t2 = e
+        .submit(OWNER, &req(2, &Body::IoStats(&all)), false, ctx(&stats, Stage::SingleIo))
+        .unwrap();
     assert_eq!(e.next_to_send(), None, "nothing for the firmware");
     assert_eq!(e.next_ready().map(|r| r.0), Some(t));
     assert_eq!(e.next_ready().map(|r| r.0), Some(t2));
     assert_eq!(e.next_ready(), None, "each ticket is reported once");
     let mut out = [0u8; 256];
-    let n = e.fetch(t, &mut out).unwrap();
+    let n = e.fetch(OWNER, t, &mut out).unwrap();
     let a = answer(&out[..n]);
     assert_eq!(StageInfo::read_from_bytes(a.payload).unwrap().stage.get(), 2);
-    let n = e.fetch(t2, &mut out).unwrap();
+    let n = e.fetch(OWNER, t2, &mut out).unwrap();
     let s = IoStats::read_from_bytes(answer(&out[..n]).payload).unwrap();
     assert_eq!((s.reads.get(), s.read_bytes.get(), s.writes.get()), (1, 4096, 0));
     assert_eq!(s.latency_us_log2[2].get(), 1, "3 µs is in [2, 4)");
@@ -311,10 +317,10 @@ fn stages_0_and_1_answer_firmware_backed_commands_not_ready() {
     let stats = IoStatsTable::new();
     for stage in [Stage::Pipeline, Stage::FakeBlock] {
         let mut e = AdminEngine::new();
-        let t = e.submit(&req(3, &Body::VolumeList), true, ctx(&stats, stage)).unwrap();
+        let t = e.submit(OWNER, &req(3, &Body::VolumeList), true, ctx(&stats, stage)).unwrap();
         assert_eq!(e.state(t), SlotState::Ready);
         let mut out = [0u8; 64];
-        let n = e.fetch(t, &mut out).unwrap();
+        let n = e.fetch(OWNER, t, &mut out).unwrap();
         let a = answer(&out[..n]);
         assert_eq!((a.status, a.command, a.sequence), (status::NOT_READY, command::VOLUME_LIST, 3));
     }
@@ -327,32 +333,54 @@ fn malformed_and_unpermitted_requests_get_a_ticket_and_their_named_error() {
     let mut out = [0u8; 64];
     let mut bad = req(5, &Body::VolumeList);
     bad[0] ^= 1;
-    let t = e.submit(&bad, true, ctx(&stats, Stage::Full)).unwrap();
+    let t = e.submit(OWNER, &bad, true, ctx(&stats, Stage::Full)).unwrap();
     assert_ne!(t, 0);
-    let n = e.fetch(t, &mut out).unwrap();
+    let n = e.fetch(OWNER, t, &mut out).unwrap();
     let a = answer(&out[..n]);
     assert_eq!((a.status, a.command, a.sequence), (status::BAD_MAGIC, 0, 0));
     // A field out of range echoes the request's command and sequence.
     let c = create(5, &[1, 2, 3], 48, 512);
-    let t = e.submit(&req(6, &Body::VolumeCreate(&c)), true, ctx(&stats, Stage::Full)).unwrap();
-    let n = e.fetch(t, &mut out).unwrap();
+    let t =
+        e.submit(OWNER, &req(6, &Body::VolumeCreate(&c)), true, ctx(&stats, Stage::Full)).unwrap();
+    let n = e.fetch(OWNER, t, &mut out).unwrap();
     let a = answer(&out[..n]);
     assert_eq!((a.status, a.command, a.sequence), (status::FIELD_OUT_OF_RANGE, 0x10, 6));
     // Destructive without the entitlement.
     let del = vref(1);
-    let t = e.submit(&req(7, &Body::VolumeDelete(&del)), false, ctx(&stats, Stage::Full)).unwrap();
-    let n = e.fetch(t, &mut out).unwrap();
+    let t = e
+        .submit(OWNER, &req(7, &Body::VolumeDelete(&del)), false, ctx(&stats, Stage::Full))
+        .unwrap();
+    let n = e.fetch(OWNER, t, &mut out).unwrap();
     assert_eq!(answer(&out[..n]).status, status::NOT_PERMITTED);
     // Read-only commands need no entitlement.
-    let t = e.submit(&req(8, &Body::VolumeList), false, ctx(&stats, Stage::Full)).unwrap();
+    let t = e.submit(OWNER, &req(8, &Body::VolumeList), false, ctx(&stats, Stage::Full)).unwrap();
     assert_eq!(e.state(t), SlotState::Queued);
     // Too long, and empty.
-    let t = e.submit(&[0u8; MAX_REQUEST_BYTES + 1], true, ctx(&stats, Stage::Full)).unwrap();
-    let n = e.fetch(t, &mut out).unwrap();
+    let t = e.submit(OWNER, &[0u8; MAX_REQUEST_BYTES + 1], true, ctx(&stats, Stage::Full)).unwrap();
+    let n = e.fetch(OWNER, t, &mut out).unwrap();
     assert_eq!(answer(&out[..n]).status, status::REQUEST_TOO_LARGE);
-    let t = e.submit(&[], true, ctx(&stats, Stage::Full)).unwrap();
-    let n = e.fetch(t, &mut out).unwrap();
+    let t = e.submit(OWNER, &[], true, ctx(&stats, Stage::Full)).unwrap();
+    let n = e.fetch(OWNER, t, &mut out).unwrap();
     assert_eq!(answer(&out[..n]).status, status::SHORT_REQUEST);
+}
+
+#[test]
+fn a_ticket_is_fetched_only_by_its_owner_and_goes_when_its_owner_closes() {
+    let stats = IoStatsTable::new();
+    let mut e = AdminEngine::new();
+    let other = OWNER + 1;
+    let mine = e.submit(OWNER, &req(1, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
+    let theirs = e.submit(other, &req(2, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
+    let queued =
+        e.submit(OWNER, &req(3, &Body::VolumeList), true, ctx(&stats, Stage::Full)).unwrap();
+    let mut out = [0u8; MAX_RESPONSE];
+    assert_eq!(e.fetch(other, mine, &mut out), Err(AdminCallError::NotFound { ticket: mine }));
+    assert_eq!(e.state(mine), SlotState::Ready, "another owner's fetch leaves it");
+    // The owner goes away with one answer unfetched and one request queued: both slots free.
+    assert_eq!(e.close(OWNER), 2);
+    assert_eq!((e.state(mine), e.state(queued)), (SlotState::Free, SlotState::Free));
+    assert_eq!(e.close(OWNER), 0);
+    assert!(e.fetch(other, theirs, &mut out).is_ok(), "the other owner's ticket stays");
 }
 
 #[test]
@@ -362,18 +390,22 @@ fn slots_full_fetch_too_small_and_cancel() {
     let mut tickets = Vec::new();
     for i in 0..ADMIN_SLOTS {
         tickets.push(
-            e.submit(&req(i as u32, &Body::VolumeList), true, ctx(&stats, Stage::Full)).unwrap(),
+            e.submit(OWNER, &req(i as u32, &Body::VolumeList), true, ctx(&stats, Stage::Full))
+                .unwrap(),
         );
     }
     assert!(tickets.windows(2).all(|w| w[1] > w[0]), "increasing: {tickets:?}");
     assert_eq!(
-        e.submit(&req(9, &Body::StageGet), true, ctx(&stats, Stage::Full)),
+        e.submit(OWNER, &req(9, &Body::StageGet), true, ctx(&stats, Stage::Full)),
         Err(AdminCallError::NoResources)
     );
     assert_eq!(AdminCallError::NoResources.ioreturn(), crate::IOReturn::kIOReturnNoResources);
     let mut out = [0u8; MAX_RESPONSE];
-    assert_eq!(e.fetch(tickets[0], &mut out), Err(AdminCallError::NotReady { ticket: tickets[0] }));
-    assert_eq!(e.fetch(12345, &mut out), Err(AdminCallError::NotFound { ticket: 12345 }));
+    assert_eq!(
+        e.fetch(OWNER, tickets[0], &mut out),
+        Err(AdminCallError::NotReady { ticket: tickets[0] })
+    );
+    assert_eq!(e.fetch(OWNER, 12345, &mut out), Err(AdminCallError::NotFound { ticket: 12345 }));
     // The oldest goes first; cancel it while the firmware holds it.
     let (first, opcode, _) = e.next_to_send().unwrap();
     assert_eq!(first, tickets[0]);
@@ -381,7 +413,7 @@ fn slots_full_fetch_too_small_and_cancel() {
     e.cancel(first).unwrap();
     assert_eq!(e.cancel(first), Err(AdminCallError::NotFound { ticket: first }));
     assert_eq!(e.next_to_send(), None, "the cancelled request still holds the firmware");
-    let t = e.submit(&req(10, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
+    let t = e.submit(OWNER, &req(10, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
     assert!(!tickets.contains(&t));
     // Its reply finishes into nothing: no slot becomes ready from it.
     let data = bytes_of(&[fw_volume(0, 1, 65536)]);
@@ -393,11 +425,11 @@ fn slots_full_fetch_too_small_and_cancel() {
     // The stage answer is 24 bytes: a smaller buffer keeps the slot.
     let mut small = [0u8; 23];
     assert_eq!(
-        e.fetch(t, &mut small),
+        e.fetch(OWNER, t, &mut small),
         Err(AdminCallError::NoSpace { ticket: t, needed: 24, capacity: 23 })
     );
     assert_eq!(e.state(t), SlotState::Ready);
-    assert_eq!(e.fetch(t, &mut out), Ok(24));
+    assert_eq!(e.fetch(OWNER, t, &mut out), Ok(24));
     assert_eq!(e.state(t), SlotState::Free);
 }
 
@@ -408,14 +440,14 @@ fn tickets_wrap_past_zero() {
     let mut out = [0u8; 64];
     let mut last = 0;
     for _ in 0..3 {
-        last = e.submit(&req(1, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
-        e.fetch(last, &mut out).unwrap();
+        last = e.submit(OWNER, &req(1, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
+        e.fetch(OWNER, last, &mut out).unwrap();
     }
     assert_eq!(last, 3);
     // Reaching the wrap through submits would take 2^32 of them: start near it instead.
     let mut e = AdminEngine::with_last_ticket(u32::MAX - 1);
-    let a = e.submit(&req(1, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
-    let b = e.submit(&req(1, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
+    let a = e.submit(OWNER, &req(1, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
+    let b = e.submit(OWNER, &req(1, &Body::StageGet), true, ctx(&stats, Stage::Full)).unwrap();
     assert_eq!((a, b), (u32::MAX, 1), "0 is skipped");
 }
 
@@ -423,24 +455,24 @@ fn tickets_wrap_past_zero() {
 fn a_reset_makes_the_sent_request_busy_and_a_failed_firmware_fails_them_all() {
     let stats = IoStatsTable::new();
     let mut e = AdminEngine::new();
-    let a = e.submit(&req(1, &Body::VolumeList), true, ctx(&stats, Stage::Full)).unwrap();
-    let b = e.submit(&req(2, &Body::DriveList), true, ctx(&stats, Stage::Full)).unwrap();
+    let a = e.submit(OWNER, &req(1, &Body::VolumeList), true, ctx(&stats, Stage::Full)).unwrap();
+    let b = e.submit(OWNER, &req(2, &Body::DriveList), true, ctx(&stats, Stage::Full)).unwrap();
     e.sent(a);
     e.firmware_lost(status::BUSY);
     let mut out = [0u8; 64];
-    let n = e.fetch(a, &mut out).unwrap();
+    let n = e.fetch(OWNER, a, &mut out).unwrap();
     assert_eq!(answer(&out[..n]).status, status::BUSY);
     assert_eq!(e.state(b), SlotState::Queued, "a queued request waits for the firmware");
     e.firmware_failed();
-    let n = e.fetch(b, &mut out).unwrap();
+    let n = e.fetch(OWNER, b, &mut out).unwrap();
     assert_eq!(answer(&out[..n]).status, status::DEVICE_ERROR);
     // A reply flagged ABORTED (flushed) is BUSY too.
-    let t = e.submit(&req(3, &Body::DriveList), true, ctx(&stats, Stage::Full)).unwrap();
+    let t = e.submit(OWNER, &req(3, &Body::DriveList), true, ctx(&stats, Stage::Full)).unwrap();
     let (_, opcode, _) = e.next_to_send().unwrap();
     e.sent(t);
     let reply = ReplyDescriptor::sealed(fw::CONTROL_SMID, 0, fw::reply_flags::ABORTED, 0, 1);
     e.firmware_done(opcode, &reply, &[], Stage::Full);
-    let n = e.fetch(t, &mut out).unwrap();
+    let n = e.fetch(OWNER, t, &mut out).unwrap();
     assert_eq!(answer(&out[..n]).status, status::BUSY);
 }
 
@@ -511,13 +543,13 @@ proptest! {
         ];
         let stats = IoStatsTable::new();
         let mut e = AdminEngine::new();
-        let t = e.submit(&req(1, &bodies[which]), true, ctx(&stats, Stage::Full)).unwrap();
+        let t = e.submit(OWNER, &req(1, &bodies[which]), true, ctx(&stats, Stage::Full)).unwrap();
         let (_, opcode, _) = e.next_to_send().unwrap();
         e.sent(t);
         let reply = ReplyDescriptor::sealed(fw::CONTROL_SMID, status, flags, transferred, 1);
         e.firmware_done(opcode, &reply, &data, Stage::Full);
         let mut out = vec![0u8; MAX_RESPONSE];
-        let n = e.fetch(t, &mut out).unwrap();
+        let n = e.fetch(OWNER, t, &mut out).unwrap();
         let a = decode_response(&out[..n]).unwrap();
         prop_assert_eq!(a.command, bodies[which].command());
         prop_assert!(status::name(a.status).is_some());
@@ -547,7 +579,7 @@ mod in_the_controller {
 
     fn fetch(c: &mut Controller<FakePlatform>, ticket: u32) -> Vec<u8> {
         let mut out = vec![0u8; MAX_RESPONSE];
-        let n = c.admin_fetch(ticket, &mut out).unwrap();
+        let n = c.admin_fetch(OWNER, ticket, &mut out).unwrap();
         out.truncate(n);
         out
     }
@@ -556,9 +588,9 @@ mod in_the_controller {
     fn admin_waits_for_the_stages_list_volumes_and_its_replies_stay_apart() {
         let mut c = controller(abi::DK_STAGE_FULL);
         // Submitted before the firmware is up: it waits.
-        let t = c.admin_submit(&req(1, &Body::VolumeList), false).unwrap();
+        let t = c.admin_submit(OWNER, &req(1, &Body::VolumeList), false).unwrap();
         let events = EventsSince { sequence: U64::new(0), max: U32::new(16) };
-        let te = c.admin_submit(&req(2, &Body::EventsSince(&events)), false).unwrap();
+        let te = c.admin_submit(OWNER, &req(2, &Body::EventsSince(&events)), false).unwrap();
         let mut dev = bring_up(&mut c);
         assert_eq!(c.admin().state(t), SlotState::Queued);
         // The stage's LIST_VOLUMES went first and alone.
@@ -623,7 +655,7 @@ mod in_the_controller {
         service(&mut c, 3_000);
         let sent = taken(&mut c, &mut dev);
         assert_eq!((sent[0].0, sent[0].1[0]), (mgmt::EVENTS_SINCE, 0));
-        let t = c.admin_submit(&req(1, &Body::ControllerShow), false).unwrap();
+        let t = c.admin_submit(OWNER, &req(1, &Body::ControllerShow), false).unwrap();
         dev.reply(c.platform_mut(), CONTROL_SMID, 0, 0, 0);
         service(&mut c, 4_000);
         // The stage gives those events up instead of asking again: the admin request goes.
@@ -638,10 +670,10 @@ mod in_the_controller {
         let mut c = controller(abi::DK_STAGE_FULL);
         let mut dev = bring_up(&mut c);
         answer_list_volumes(&mut c, &mut dev, &[0]);
-        let t = c.admin_submit(&req(1, &Body::DriveList), false).unwrap();
+        let t = c.admin_submit(OWNER, &req(1, &Body::DriveList), false).unwrap();
         service(&mut c, 3_500);
         assert_eq!(taken(&mut c, &mut dev)[0].0, mgmt::LIST_DRIVES);
-        let queued = c.admin_submit(&req(2, &Body::ControllerShow), false).unwrap();
+        let queued = c.admin_submit(OWNER, &req(2, &Body::ControllerShow), false).unwrap();
         // The firmware falls back to READY on its own: the health check resets it.
         crate::firmware::tests::set_state(c.platform_mut(), fw::fw_state::READY);
         service(&mut c, 200_000_000);
@@ -654,7 +686,7 @@ mod in_the_controller {
         assert!(c.hardware().unwrap().failed().is_some());
         assert_eq!(answer(&fetch(&mut c, queued)).status, status::DEVICE_ERROR);
         // And later requests fail at once (on the next service pass).
-        let late = c.admin_submit(&req(3, &Body::VolumeList), false).unwrap();
+        let late = c.admin_submit(OWNER, &req(3, &Body::VolumeList), false).unwrap();
         service(&mut c, 30_000_000_000);
         assert_eq!(answer(&fetch(&mut c, late)).status, status::DEVICE_ERROR);
         assert_eq!(c.admin_event_sequence(), 0);
@@ -666,9 +698,9 @@ mod in_the_controller {
         let mut c = controller(abi::DK_STAGE_FULL);
         let mut dev = bring_up(&mut c);
         answer_list_volumes(&mut c, &mut dev, &[0]);
-        let sent = c.admin_submit(&req(1, &Body::DriveList), false).unwrap();
+        let sent = c.admin_submit(OWNER, &req(1, &Body::DriveList), false).unwrap();
         service(&mut c, 3_500);
-        let queued = c.admin_submit(&req(2, &Body::VolumeList), false).unwrap();
+        let queued = c.admin_submit(OWNER, &req(2, &Body::VolumeList), false).unwrap();
         assert_eq!(c.admin().state(sent), SlotState::Sent);
         c.stop_controller().unwrap();
         assert_eq!(answer(&fetch(&mut c, sent)).status, status::NOT_READY);
@@ -695,7 +727,7 @@ mod in_the_controller {
         c.process_parallel_task(&write, Some(&mut block), &mut r).unwrap();
         c.task_delivered(1).unwrap();
         let v0 = vref(0);
-        let t = c.admin_submit(&req(1, &Body::IoStats(&v0)), false).unwrap();
+        let t = c.admin_submit(OWNER, &req(1, &Body::IoStats(&v0)), false).unwrap();
         let s = IoStats::read_from_bytes(answer(&fetch(&mut c, t)).payload).unwrap();
         // The power-on UNIT ATTENTION fails the first command.
         assert_eq!((s.writes.get(), s.errors.get()), (1, 1));

@@ -439,72 +439,80 @@ static void test_admin(void) {
     CHECK(dk_admin_event_sequence(core) == 0, "no events in stage 1");
     CHECK(dk_admin_event_sequence(NULL) == 0, "a NULL core has no events");
 
+    /* The client connection's identity (the dext passes its user client's address). */
+    const uint64_t OWNER = 0x5EED;
     uint8_t req[DK_ADMIN_MAX_RESPONSE + 16];
     uint8_t resp[DK_ADMIN_MAX_RESPONSE];
     uint32_t ticket = 0, ready = 0, bytes = 0;
     size_t got = 0;
     /* STAGE_GET: answered by the core at once. */
     size_t n = admin_request(req, 0x08, 77, NULL, 0);
-    CHECK_RET(dk_admin_submit(core, req, n, false, &ticket), kIOReturnSuccess);
+    CHECK_RET(dk_admin_submit(core, OWNER, req, n, false, &ticket), kIOReturnSuccess);
     CHECK(ticket != 0, "a ticket, never 0");
     CHECK_RET(dk_admin_next_ready(core, &ready, &bytes), kIOReturnSuccess);
     CHECK(ready == ticket && bytes == 24, "ticket %u ready with %u bytes", ready, bytes);
     CHECK_RET(dk_admin_next_ready(core, &ready, &bytes), kIOReturnNotFound); /* reported once */
-    CHECK_RET(dk_admin_fetch(core, ticket, resp, 10, &got), kIOReturnNoSpace);
+    CHECK_RET(dk_admin_fetch(core, OWNER, ticket, resp, 10, &got), kIOReturnNoSpace);
     CHECK(logged(&f, "AdminResponseTooLarge"), "log: %s", f.log);
-    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, OWNER, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
     CHECK(got == 24, "%zu bytes", got);
     CHECK(le32(resp) == 0x44414B44u && le32(resp + 8) == 0 && le32(resp + 16) == 77 &&
               le32(resp + 20) == DK_STAGE_FAKE_BLOCK,
           "STAGE_GET's response: status %u, stage %u", le32(resp + 8), le32(resp + 20));
-    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnNotFound);
+    CHECK_RET(dk_admin_fetch(core, OWNER, ticket, resp, sizeof resp, &got), kIOReturnNotFound);
 
     /* A firmware-backed command in stage 1: NotReady (15), at once. */
     n = admin_request(req, 0x02, 5, NULL, 0);
     uint32_t second = 0;
-    CHECK_RET(dk_admin_submit(core, req, n, false, &second), kIOReturnSuccess);
+    CHECK_RET(dk_admin_submit(core, OWNER, req, n, false, &second), kIOReturnSuccess);
     CHECK(second > ticket, "tickets increase: %u after %u", second, ticket);
-    CHECK_RET(dk_admin_fetch(core, second, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, OWNER, second, resp, sizeof resp, &got), kIOReturnSuccess);
     CHECK(got == 20 && le32(resp + 8) == 15, "VOLUME_LIST in stage 1: status %u", le32(resp + 8));
 
     /* Destructive without the entitlement: NotPermitted (12). A malformed request gets a
      * ticket too, and a request longer than 4096 bytes is RequestTooLarge (4). */
     uint8_t vref[4] = {1, 0, 0, 0};
     n = admin_request(req, 0x11, 6, vref, 4);
-    CHECK_RET(dk_admin_submit(core, req, n, false, &ticket), kIOReturnSuccess);
-    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK_RET(dk_admin_submit(core, OWNER, req, n, false, &ticket), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, OWNER, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
     CHECK(le32(resp + 8) == 12, "VOLUME_DELETE unentitled: status %u", le32(resp + 8));
-    CHECK_RET(dk_admin_submit(core, req, 3, true, &ticket), kIOReturnSuccess);
-    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK_RET(dk_admin_submit(core, OWNER, req, 3, true, &ticket), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, OWNER, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
     CHECK(le32(resp + 8) == 3, "3 bytes: ShortRequest, status %u", le32(resp + 8));
     memset(req, 0, sizeof req);
-    CHECK_RET(dk_admin_submit(core, req, sizeof req, true, &ticket), kIOReturnSuccess);
-    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK_RET(dk_admin_submit(core, OWNER, req, sizeof req, true, &ticket), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, OWNER, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
     CHECK(le32(resp + 8) == 4, "RequestTooLarge, status %u", le32(resp + 8));
 
     /* Slots: DK_ADMIN_SLOTS, then kIOReturnNoResources; cancel frees one. */
     uint32_t tickets[DK_ADMIN_SLOTS];
     n = admin_request(req, 0x08, 1, NULL, 0);
     for (unsigned i = 0; i < DK_ADMIN_SLOTS; i++)
-        CHECK_RET(dk_admin_submit(core, req, n, false, &tickets[i]), kIOReturnSuccess);
-    CHECK_RET(dk_admin_submit(core, req, n, false, &ticket), kIOReturnNoResources);
+        CHECK_RET(dk_admin_submit(core, OWNER, req, n, false, &tickets[i]), kIOReturnSuccess);
+    CHECK_RET(dk_admin_submit(core, OWNER, req, n, false, &ticket), kIOReturnNoResources);
     CHECK(logged(&f, "AdminSlotsFull"), "log: %s", f.log);
     CHECK_RET(dk_admin_cancel(core, tickets[0]), kIOReturnSuccess);
     CHECK_RET(dk_admin_cancel(core, tickets[0]), kIOReturnNotFound);
-    CHECK_RET(dk_admin_submit(core, req, n, false, &ticket), kIOReturnSuccess);
-    for (unsigned i = 1; i < DK_ADMIN_SLOTS; i++)
-        CHECK_RET(dk_admin_fetch(core, tickets[i], resp, sizeof resp, &got), kIOReturnSuccess);
-    CHECK_RET(dk_admin_fetch(core, ticket, resp, sizeof resp, &got), kIOReturnSuccess);
+    CHECK_RET(dk_admin_submit(core, OWNER, req, n, false, &ticket), kIOReturnSuccess);
+    /* Only the owner fetches; a closed owner's tickets all go, fetched or not. */
+    CHECK_RET(dk_admin_fetch(core, OWNER + 1, ticket, resp, sizeof resp, &got), kIOReturnNotFound);
+    CHECK_RET(dk_admin_close(core, OWNER), kIOReturnSuccess);
+    CHECK_RET(dk_admin_fetch(core, OWNER, ticket, resp, sizeof resp, &got), kIOReturnNotFound);
+    for (unsigned i = 0; i < DK_ADMIN_SLOTS; i++)
+        CHECK_RET(dk_admin_submit(core, OWNER, req, n, false, &tickets[i]), kIOReturnSuccess);
+    for (unsigned i = 0; i < DK_ADMIN_SLOTS; i++)
+        CHECK_RET(dk_admin_fetch(core, OWNER, tickets[i], resp, sizeof resp, &got), kIOReturnSuccess);
 
     /* NULL pointers. */
-    CHECK_RET(dk_admin_submit(core, NULL, 16, false, &ticket), kIOReturnBadArgument);
-    CHECK_RET(dk_admin_submit(core, req, n, false, NULL), kIOReturnBadArgument);
-    CHECK_RET(dk_admin_submit(NULL, req, n, false, &ticket), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_submit(core, OWNER, NULL, 16, false, &ticket), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_submit(core, OWNER, req, n, false, NULL), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_submit(NULL, OWNER, req, n, false, &ticket), kIOReturnBadArgument);
     CHECK_RET(dk_admin_next_ready(core, NULL, &bytes), kIOReturnBadArgument);
     CHECK_RET(dk_admin_next_ready(core, &ready, NULL), kIOReturnBadArgument);
-    CHECK_RET(dk_admin_fetch(core, 1, NULL, 10, &got), kIOReturnBadArgument);
-    CHECK_RET(dk_admin_fetch(core, 1, resp, sizeof resp, NULL), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_fetch(core, OWNER, 1, NULL, 10, &got), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_fetch(core, OWNER, 1, resp, sizeof resp, NULL), kIOReturnBadArgument);
     CHECK_RET(dk_admin_cancel(NULL, 1), kIOReturnBadArgument);
+    CHECK_RET(dk_admin_close(NULL, OWNER), kIOReturnBadArgument);
     dk_core_teardown(core);
     CHECK_RET(dk_admin_cancel(core, 1), kIOReturnNotReady); /* a dead handle */
     CHECK(dk_admin_event_sequence(core) == 0, "a dead handle has no events");
