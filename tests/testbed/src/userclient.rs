@@ -44,10 +44,9 @@ pub struct CallReply {
 
 #[derive(Debug)]
 struct Connection {
-    /// The dext's user-client object (the kernel's reference).
+    /// The dext's user-client object (the kernel's reference); 0 once the connection closed.
     client: usize,
     entitlements: Vec<CString>,
-    open: bool,
     /// The queue the client registered as `IOUserClientQueueExternalMethod`.
     external_method_queue: Option<u64>,
     asyncs: VecDeque<AsyncMessage>,
@@ -112,7 +111,6 @@ pub fn service_open(entitlements: &[String]) -> Result<u64, i32> {
                     .iter()
                     .map(|e| CString::new(e.replace('\0', "")).unwrap_or_default())
                     .collect(),
-                open: true,
                 external_method_queue: None,
                 asyncs: VecDeque::new(),
             },
@@ -154,12 +152,11 @@ pub fn call(
     asynchronous: bool,
 ) -> CallReply {
     let refuse = |r: IOReturn| CallReply { kern_return: r.0, ..CallReply::default() };
-    let client =
-        match with_world(|w| w.user_clients.connections.get(&id).map(|c| (c.open, c.client))) {
-            Some((true, client)) => client,
-            // A closed connection's port is dead: IOKit answers MACH_SEND_INVALID_DEST as this.
-            _ => return refuse(IOReturn::kIOReturnNotOpen),
-        };
+    let client = match with_world(|w| w.user_clients.connections.get(&id).map(|c| c.client)) {
+        Some(client) if client != 0 => client,
+        // A closed connection's port is dead: IOKit answers MACH_SEND_INVALID_DEST as this.
+        _ => return refuse(IOReturn::kIOReturnNotOpen),
+    };
     if scalars.len() > MAX_SCALARS || usize::from(scalar_output_capacity) > MAX_SCALARS {
         return refuse(IOReturn::kIOReturnBadArgument);
     }
@@ -255,7 +252,7 @@ pub fn take_asyncs(id: u64) -> Vec<AsyncMessage> {
 /// reference.
 pub fn service_close(id: u64) -> i32 {
     let Some(client) =
-        with_world(|w| w.user_clients.connections.get(&id).filter(|c| c.open).map(|c| c.client))
+        with_world(|w| w.user_clients.connections.get(&id).map(|c| c.client).filter(|&c| c != 0))
     else {
         return IOReturn::kIOReturnNotOpen.0;
     };
@@ -272,7 +269,6 @@ pub fn service_close(id: u64) -> i32 {
 fn close_object(id: u64) {
     let client = with_world(|w| {
         let c = w.user_clients.connections.get_mut(&id)?;
-        c.open = false;
         let client = c.client;
         c.client = 0;
         c.asyncs.clear();
@@ -287,7 +283,12 @@ fn close_object(id: u64) {
 /// Close every connection still open (the app exits when the system stops).
 pub fn close_all() {
     let open: Vec<u64> = with_world(|w| {
-        w.user_clients.connections.iter().filter(|(_, c)| c.open).map(|(&id, _)| id).collect()
+        w.user_clients
+            .connections
+            .iter()
+            .filter(|(_, c)| c.client != 0)
+            .map(|(&id, _)| id)
+            .collect()
     });
     for id in open {
         service_close(id);
@@ -380,7 +381,7 @@ pub fn async_completion(client: Obj, handle: u64, status: i32, args: &[u64]) {
     }
     let delivered = with_world(|w| {
         let c = w.user_clients.connections.get_mut(&id)?;
-        if !c.open || c.client != client as usize {
+        if c.client != client as usize {
             return Some(false);
         }
         c.asyncs.push_back(AsyncMessage { status, args: args.to_vec() });
