@@ -442,15 +442,9 @@ fn main() -> ExitCode {
                 if let Some(io) = &r.io {
                     if json {
                         let mut v = serde_json::to_value(io).unwrap_or_default();
+                        add_report_fields(&mut v, r);
                         v["seed"] = r.seed.into();
-                        v["stage"] = r.stage.clone().into();
-                        v["violations"] = serde_json::to_value(&r.violations).unwrap_or_default();
-                        v["targets"] = serde_json::to_value(&r.targets).unwrap_or_default();
                         v["disks"] = serde_json::to_value(&r.disks).unwrap_or_default();
-                        v["firmware_state"] =
-                            serde_json::to_value(&r.firmware_state).unwrap_or_default();
-                        v["volumes"] = serde_json::to_value(&r.volumes).unwrap_or_default();
-                        v["logs"] = serde_json::to_value(&r.logs).unwrap_or_default();
                         println!("{v}");
                     } else {
                         workload::print(io);
@@ -509,14 +503,8 @@ fn main() -> ExitCode {
                 if let Some(s) = &r.serve {
                     if json {
                         let mut v = serde_json::to_value(s).unwrap_or_default();
-                        v["stage"] = r.stage.clone().into();
+                        add_report_fields(&mut v, r);
                         v["outcome"] = r.outcome.clone().into();
-                        v["violations"] = serde_json::to_value(&r.violations).unwrap_or_default();
-                        v["targets"] = serde_json::to_value(&r.targets).unwrap_or_default();
-                        v["volumes"] = serde_json::to_value(&r.volumes).unwrap_or_default();
-                        v["firmware_state"] =
-                            serde_json::to_value(&r.firmware_state).unwrap_or_default();
-                        v["logs"] = serde_json::to_value(&r.logs).unwrap_or_default();
                         println!("{v}");
                     } else {
                         println!(
@@ -644,6 +632,17 @@ fn print_action(report: &boot::Report, json: bool, print: impl Fn(&boot::Report)
         }
     }
     exit_for(report)
+}
+
+/// What an action's JSON carries of its boot: the stage, violations, targets, the volumes and
+/// firmware state the controller was left in, and the driver's log.
+fn add_report_fields(v: &mut serde_json::Value, r: &boot::Report) {
+    v["stage"] = r.stage.clone().into();
+    v["violations"] = serde_json::to_value(&r.violations).unwrap_or_default();
+    v["targets"] = serde_json::to_value(&r.targets).unwrap_or_default();
+    v["firmware_state"] = serde_json::to_value(&r.firmware_state).unwrap_or_default();
+    v["volumes"] = serde_json::to_value(&r.volumes).unwrap_or_default();
+    v["logs"] = serde_json::to_value(&r.logs).unwrap_or_default();
 }
 
 /// Parse the boot flags, match the bundle as the kernel does, and build the boot's config.
