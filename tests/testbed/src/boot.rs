@@ -52,6 +52,8 @@ pub enum Action {
     Scsi(crate::passthrough::ScsiCommand),
     /// `dkraid-sim serve`: the admin path on a Unix socket until a `shutdown`.
     Serve(crate::serve::ServeConfig),
+    /// `dkraid-sim iscsi`: the disks exported as iSCSI targets until stopped.
+    Iscsi(crate::iscsi::IscsiConfig),
 }
 
 impl Default for BootConfig {
@@ -99,6 +101,9 @@ pub struct Report {
     pub scsi: Option<crate::passthrough::ScsiResult>,
     /// `dkraid-sim serve`'s result.
     pub serve: Option<crate::serve::ServeReport>,
+    /// `dkraid-sim iscsi`'s result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iscsi: Option<crate::iscsi::IscsiReport>,
     /// Why the action could not run (no disk, a workload that does not fit, ...).
     pub action_error: Option<String>,
     /// The simulated controller's firmware state after the run (stages 2 and 3), e.g.
@@ -227,6 +232,7 @@ fn partial_report(
         io: None,
         scsi: None,
         serve: None,
+        iscsi: None,
         action_error: None,
         firmware_state: None,
         volumes: Vec::new(),
@@ -250,6 +256,7 @@ struct ActionResult {
     io: Option<crate::workload::IoReport>,
     scsi: Option<crate::passthrough::ScsiResult>,
     serve: Option<crate::serve::ServeReport>,
+    iscsi: Option<crate::iscsi::IscsiReport>,
     error: Option<String>,
 }
 
@@ -311,6 +318,34 @@ fn run_action(
             let outcome = scheduler.run();
             let _ = std::fs::remove_file(&cfg.socket);
             out.serve = Some(report.borrow().clone());
+            outcome
+        }
+        Action::Iscsi(cfg) => {
+            let listener = match crate::iscsi::bind(cfg) {
+                Ok(l) => l,
+                Err(e) => {
+                    out.error = Some(e);
+                    return true;
+                }
+            };
+            let listen = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            eprintln!("dkraid-sim: iSCSI target listening on {listen}");
+            let report = std::rc::Rc::new(std::cell::RefCell::new(crate::iscsi::IscsiReport {
+                listen,
+                ..Default::default()
+            }));
+            scheduler.spawn(
+                "iscsi-server",
+                crate::iscsi::server_thread(
+                    cfg.clone(),
+                    listener,
+                    report.clone(),
+                    config.faults.clone(),
+                    config.seed,
+                ),
+            );
+            let outcome = scheduler.run();
+            out.iscsi = Some(report.borrow().clone());
             outcome
         }
         Action::Scsi(cmd) => {
@@ -457,6 +492,7 @@ pub fn boot_with_progress(
     report.io = action_result.io;
     report.scsi = action_result.scsi;
     report.serve = action_result.serve;
+    report.iscsi = action_result.iscsi;
     report.action_error = action_result.error;
     if let Some(c) = &controller {
         report.firmware_state = Some(crate::controller::fw_state_name(c.fw_state()));

@@ -12,6 +12,7 @@
 //! - [`controller`]: the simulated PCI RAID controller (BAR0, firmware, MSI-X).
 //! - [`verifier`], [`trace`], [`cli_output`]: findings, timeline, printing.
 //! - [`raid`]: the simulated RAID controller's firmware RAID engine (drives, volumes, rebuilds).
+//! - [`iscsi`]: `dkraid-sim iscsi`, the disks as iSCSI targets (RFC 7143).
 //! - [`workload`]: `dkraid-sim io` (with `--verify`); [`faults`]: what it does to the
 //!   controller mid-run (drive failures, resets, stalls, dropped and garbage replies, hot plug).
 // FFI glue groups a C call with the pointer reads around it; one SAFETY comment covers the
@@ -29,6 +30,7 @@ pub mod databuf;
 pub mod disk;
 pub mod faults;
 pub mod iig;
+pub mod iscsi;
 pub mod kernel;
 pub mod locks;
 pub mod memory;

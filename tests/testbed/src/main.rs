@@ -242,6 +242,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Boot, then export the disks the driver presents as iSCSI targets (RFC 7143), target N
+    /// as iqn.2025-01.org.dkraid:sim.tN LUN 0, until SIGINT or SIGTERM; then print the report.
+    /// Every command goes through the kernel model, the dext, the core and the controller.
+    Iscsi {
+        #[command(flatten)]
+        boot: BootArgs,
+        /// Address and port to listen on (port 0: any free port).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:3260")]
+        listen: String,
+        /// Connections served at once; more are refused at login.
+        #[arg(long, default_value_t = 8)]
+        max_connections: usize,
+        #[command(flatten)]
+        faults: FaultArgs,
+        /// The data moved through the target over which the faults' PCT counts.
+        #[arg(long, value_name = "SIZE", default_value = "64MiB")]
+        fault_span: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a control command to a running `serve`: `fail-drive N` (the drive dies now),
     /// `status` (JSON), `shutdown` (stop serving, stop the driver, print the report).
     Ctl {
@@ -526,6 +547,71 @@ fn main() -> ExitCode {
             } else {
                 code
             }
+        }
+        Command::Iscsi { boot: args, listen, max_connections, faults, fault_span, json } => {
+            let faults = match faults.parse() {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("dkraid-sim: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let span = match workload::parse_size(&fault_span) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("dkraid-sim: --fault-span: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut cfg = dkraid_testbed::iscsi::IscsiConfig::new(&listen);
+            cfg.max_connections = max_connections.max(1);
+            cfg.fault_span = span;
+            let mut config = match prepare(&args, json, Some(boot::Action::Iscsi(cfg))) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if !faults.is_empty() && !matches!(config.stage, Stage::SingleIo | Stage::Full) {
+                eprintln!(
+                    "dkraid-sim: fault injection acts on the RAID controller, which stage {} does \
+                     not use; use --stage full",
+                    config.stage
+                );
+                return ExitCode::from(2);
+            }
+            config.faults = faults;
+            let report = boot::boot(&config);
+            print_action(&report, json, |r| {
+                if let Some(s) = &r.iscsi {
+                    if json {
+                        let mut v = serde_json::to_value(s).unwrap_or_default();
+                        add_report_fields(&mut v, r);
+                        v["outcome"] = r.outcome.clone().into();
+                        println!("{v}");
+                    } else {
+                        println!(
+                            "served {} connections ({} refused), {} logins ({} failed), {} \
+                             commands, {} bytes in, {} bytes out, {} task management, {} \
+                             rejects, {} out-of-window commands ignored",
+                            s.stats.connections,
+                            s.stats.refused_connections,
+                            s.stats.logins,
+                            s.stats.failed_logins,
+                            s.stats.commands,
+                            s.stats.bytes_in,
+                            s.stats.bytes_out,
+                            s.stats.task_management,
+                            s.stats.rejects,
+                            s.stats.ignored_out_of_window
+                        );
+                        for f in &s.faults {
+                            println!("fault: {} -> {}", f.fault, f.result);
+                        }
+                        for e in &s.stats.errors {
+                            println!("protocol error: {e}");
+                        }
+                    }
+                }
+            })
         }
         Command::Ctl { socket, command } => {
             use dkraid_testbed::sockwire::{self, Message};
