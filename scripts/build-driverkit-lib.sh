@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# Build dkraid-ffi (lib `dkraid`) as DriverKit static libraries and verify them:
+# Build dkraid-ffi (lib `dkraid`) as one universal DriverKit static library and verify it:
 #
-#   target/driverkit/arm64/libdkraid.a     (arm64-apple-driverkit$DRIVERKIT_VERSION)
-#   target/driverkit/x86_64/libdkraid.a    (x86_64-apple-driverkit$DRIVERKIT_VERSION)
+#   target/driverkit/libdkraid.a           universal (fat): arm64e + x86_64 — what Xcode links
+#   target/driverkit/arm64e/libdkraid.a    thin slice, arm64e-apple-driverkit$DRIVERKIT_VERSION
+#   target/driverkit/x86_64/libdkraid.a    thin slice, x86_64-apple-driverkit$DRIVERKIT_VERSION
 #
-# rustc has no DriverKit target, so for each architecture this script
+# A dext on Apple silicon is arm64e (pointer authentication), and ld64 will not link an arm64
+# library into an arm64e binary, so the Apple-silicon slice is built from rustc's
+# arm64e-apple-darwin target. rustc has no DriverKit target, so for each architecture this script
 #   1. prints rustc's own *-apple-darwin target spec and derives a DriverKit spec from it
 #      (target/driverkit/<arch>-apple-driverkit.json; generated, never committed),
 #   2. builds the crate with nightly `-Z build-std=core,compiler_builtins` for that spec
 #      (no compiler-builtins `mem` feature: memcpy & co stay undefined for DriverKit's libc),
 #   3. runs `cargo run -p xtask -- check-driverkit-lib <lib.a> <arch>`, which fails unless every
 #      object records PLATFORM_DRIVERKIT and the right CPU in LC_BUILD_VERSION and the only
-#      undefined symbols are _memcpy _memmove _memset _memcmp _bzero.
+#      undefined symbols are _memcpy _memmove _memset _memcmp _bzero;
+# then `xtask make-universal` writes the fat archive (no lipo needed: the fat header is written
+# by xtask) and `xtask check-driverkit-lib target/driverkit/libdkraid.a` checks it again, slice
+# by slice: exactly arm64e and x86_64, each passing the checks above.
 #
 # Needs rustup, cargo, python3 (for the JSON edit). Installs the nightly toolchain and its
 # rust-src component when missing. Idempotent; runnable from any directory.
 #
 # Environment:
-#   DRIVERKIT_VERSION     DriverKit deployment target (default 20.0, i.e. macOS 11)
+#   DRIVERKIT_VERSION     DriverKit deployment target (default 20.4, i.e. macOS 11.3: the first
+#                         DriverKit with SCSIControllerDriverKit; lower values are refused)
 #   DKRAID_NIGHTLY        nightly toolchain to build with (default: nightly)
-#   DKRAID_ARCHS          architectures to build (default: "arm64 x86_64")
+#   DKRAID_ARCHS          architectures of the universal library (default: "arm64e x86_64";
+#                         a subset builds faster, but only both make a library Xcode can link
+#                         for "Any Mac")
 #   DKRAID_FFI_MANIFEST   Cargo.toml of the workspace to build (default: the repository's)
 #   DKRAID_FFI_PACKAGE    package to build (default: dkraid-ffi)
 #   CARGO_TARGET_DIR      honoured as usual (default: target/ of that workspace)
@@ -56,16 +65,27 @@ script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(git -C "$script_dir" rev-parse --show-toplevel 2>/dev/null) || repo_root=$(cd -- "$script_dir/.." && pwd)
 cd "$repo_root"
 
-DRIVERKIT_VERSION=${DRIVERKIT_VERSION:-20.0}
+DRIVERKIT_VERSION=${DRIVERKIT_VERSION:-20.4}
 NIGHTLY=${DKRAID_NIGHTLY:-nightly}
-ARCHS=${DKRAID_ARCHS:-arm64 x86_64}
+ARCHS=${DKRAID_ARCHS:-arm64e x86_64}
 MANIFEST=${DKRAID_FFI_MANIFEST:-$repo_root/Cargo.toml}
 PACKAGE=${DKRAID_FFI_PACKAGE:-dkraid-ffi}
 
-[[ $DRIVERKIT_VERSION =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] ||
-    die "DRIVERKIT_VERSION must look like 20.0 or 21.4.1, not '$DRIVERKIT_VERSION'"
+[[ $DRIVERKIT_VERSION =~ ^([0-9]+)\.([0-9]+)(\.[0-9]+)?$ ]] ||
+    die "DRIVERKIT_VERSION must look like 20.4 or 21.4.1, not '$DRIVERKIT_VERSION'"
+if ((BASH_REMATCH[1] < 20 || (BASH_REMATCH[1] == 20 && BASH_REMATCH[2] < 4))); then
+    die "DRIVERKIT_VERSION $DRIVERKIT_VERSION is below 20.4, the first DriverKit with SCSIControllerDriverKit"
+fi
+[[ -n ${ARCHS// /} ]] || die "DKRAID_ARCHS is empty (default: \"arm64e x86_64\")"
+seen_archs=" "
 for arch in $ARCHS; do
-    [[ $arch == arm64 || $arch == x86_64 ]] || die "unsupported architecture '$arch' (arm64 or x86_64)"
+    case $arch in
+        arm64e | x86_64) ;;
+        arm64) die "architecture 'arm64': an Apple-silicon dext is arm64e and cannot link an arm64 library; use arm64e" ;;
+        *) die "unsupported architecture '$arch' in DKRAID_ARCHS (arm64e or x86_64)" ;;
+    esac
+    [[ $seen_archs != *" $arch "* ]] || die "architecture '$arch' is listed twice in DKRAID_ARCHS"
+    seen_archs+="$arch "
 done
 for tool in rustup cargo python3; do
     command -v "$tool" >/dev/null || die "$tool is required but not on PATH"
@@ -139,7 +159,7 @@ def fail(message):
     sys.exit(f"error: the {base} spec printed by rustc: {message}; review build-driverkit-lib.sh")
 
 # Make sure we are editing what we think we are editing.
-rust_arch = {"arm64": "aarch64", "x86_64": "x86_64"}[arch]
+rust_arch = {"arm64e": "aarch64", "x86_64": "x86_64"}[arch]
 for key, want in [("arch", rust_arch), ("os", "macos"), ("vendor", "apple"),
                   ("binary-format", "mach-o")]:
     if spec.get(key) != want:
@@ -195,13 +215,14 @@ for change in changes:
 
 # --- build and check ---------------------------------------------------------------------------
 say "DriverKit $DRIVERKIT_VERSION static libraries of $PACKAGE (lib$lib_name.a) for: $ARCHS"
+xtask() { cargo run -q --manifest-path "$repo_root/Cargo.toml" -p xtask -- "$@"; }
 built=()
 failed=()
 for arch in $ARCHS; do
     case $arch in
-        arm64) base=aarch64-apple-darwin llvm_arch=arm64 ;;
+        arm64e) base=arm64e-apple-darwin llvm_arch=arm64e ;;
         x86_64) base=x86_64-apple-darwin llvm_arch=x86_64 ;;
-        *) die "unsupported architecture '$arch' (arm64 or x86_64)" ;;
+        *) die "unsupported architecture '$arch' (arm64e or x86_64)" ;;
     esac
     spec_name=$arch-apple-driverkit
     spec=$out_root/$spec_name.json
@@ -221,9 +242,8 @@ for arch in $ARCHS; do
     run cp -f "$lib_built" "$lib_out"
 
     say "[$arch] checking $(show "$lib_out")"
-    if cargo run -q --manifest-path "$repo_root/Cargo.toml" -p xtask -- \
-        check-driverkit-lib "$lib_out" "$arch"; then
-        built+=("$(show "$lib_out")")
+    if xtask check-driverkit-lib "$lib_out" "$arch"; then
+        built+=("$lib_out")
     else
         failed+=("$arch")
     fi
@@ -233,4 +253,15 @@ done
 if ((${#failed[@]})); then
     die "DriverKit check failed for: ${failed[*]} (see the report above)"
 fi
-echo "OK: DriverKit $DRIVERKIT_VERSION libraries built and verified in $((SECONDS - started))s: ${built[*]}"
+
+# --- the universal library -------------------------------------------------------------------
+universal=$out_root/lib$lib_name.a
+say "universal library $(show "$universal")"
+run xtask make-universal "$universal.new" "${built[@]}" || die "could not write the universal library"
+mv -f "$universal.new" "$universal"
+# shellcheck disable=SC2086 # $ARCHS is a word list
+xtask check-driverkit-lib "$universal" $ARCHS || die "the universal library failed its check (see the report above)"
+
+shown=()
+for lib in "${built[@]}"; do shown+=("$(show "$lib")"); done
+echo "OK: DriverKit $DRIVERKIT_VERSION universal library ($ARCHS) built and verified in $((SECONDS - started))s: $(show "$universal") (slices: ${shown[*]})"
