@@ -274,7 +274,8 @@ enum Command {
         command: Vec<String>,
     },
     /// Check a DriverKit SCSI controller bundle without booting it: the personality, the
-    /// entitlements, and QUEUENAME vs SetDispatchQueue in the sources.
+    /// entitlements, QUEUENAME vs SetDispatchQueue in the sources, and the Mac build's
+    /// project.yml against them.
     Lint {
         /// The bundle's Info.plist [default: Info.plist].
         #[arg(long, value_name = "FILE")]
@@ -300,6 +301,10 @@ enum Command {
         /// An Xcode build setting for $(NAME) in the bundle (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE")]
         settings: Vec<String>,
+        /// The Mac build's XcodeGen project.yml [default: project.yml when linting the shipped
+        /// bundle (no --plist/--entitlements/--app-entitlements/--iig/--dext); none otherwise].
+        #[arg(long, value_name = "FILE")]
+        project: Option<PathBuf>,
         /// Print one JSON object with a `findings` list.
         #[arg(long)]
         json: bool,
@@ -333,6 +338,7 @@ fn main() -> ExitCode {
             dext,
             define,
             settings,
+            project,
             json,
             list_rules,
         } => {
@@ -356,6 +362,16 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            // The shipped project goes with the shipped bundle; another bundle names its own.
+            let shipped_bundle = plist.is_none()
+                && entitlements.is_none()
+                && app_entitlements.is_none()
+                && iig.is_none()
+                && dext.is_none();
+            let project = match project {
+                Some(p) => Some(Source::given(&p)),
+                None => shipped_bundle.then(|| Source::shipped(bundle_files::SHIPPED_PROJECT)),
+            };
             let request = LintRequest {
                 plist: Source::or_shipped(plist.as_deref(), bundle_files::SHIPPED_PLIST),
                 entitlements: Source::or_shipped(
@@ -372,6 +388,7 @@ fn main() -> ExitCode {
                 dext_dir: Source::or_shipped(dext.as_deref(), bundle_files::SHIPPED_DEXT_DIR),
                 defines,
                 settings,
+                project,
             };
             let report = lint::lint(&request);
             lint::print(&report, json);

@@ -144,7 +144,7 @@ fn the_shipped_bundle_lints_clean() {
     assert_eq!(
         text.trim(),
         "lint: clean (Info.plist, entitlements/DkRaidDriver.entitlements, \
-         entitlements/DkRaidAdmin.entitlements, iig, dext)"
+         entitlements/DkRaidAdmin.entitlements, iig, dext, project.yml)"
     );
 }
 
@@ -157,6 +157,110 @@ fn lint_json_is_one_object_with_a_findings_list() {
     assert_eq!(json["errors"], 0);
     assert_eq!(json["checked"]["plist"], "Info.plist");
     assert_eq!(json["checked"]["iig"], "iig");
+    assert_eq!(json["checked"]["project"], "project.yml");
+}
+
+// --------------------------------------------------------------------- the Mac project --
+
+/// A copy of project.yml, edited, beside copies of the files it names (so that its relative
+/// paths resolve), and the lint arguments that check the copy's bundle with it.
+fn project_copy(s: &Scratch, edit: impl FnOnce(String) -> String) -> Vec<String> {
+    std::fs::create_dir_all(s.0.join("entitlements")).unwrap();
+    for f in [
+        "Info.plist",
+        "entitlements/DkRaidDriver.entitlements",
+        "entitlements/DkRaidAdmin.entitlements",
+    ] {
+        std::fs::copy(repo().join(f), s.0.join(f)).unwrap();
+    }
+    let project = s.copy("project.yml", edit);
+    let at = |f: &str| s.0.join(f).to_str().unwrap().to_string();
+    vec![
+        "--project".into(),
+        project,
+        "--plist".into(),
+        at("Info.plist"),
+        "--entitlements".into(),
+        at("entitlements/DkRaidDriver.entitlements"),
+        "--app-entitlements".into(),
+        at("entitlements/DkRaidAdmin.entitlements"),
+    ]
+}
+
+#[test]
+fn the_project_is_checked_against_the_bundle_lint_was_given() {
+    let s = Scratch::new("project-copy");
+    let args = project_copy(&s, |t| t.replace("# XcodeGen spec", "# A copy of the XcodeGen spec"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, findings) = lint(&args);
+    assert_eq!(code, 0, "{findings:#?}");
+    assert_eq!(findings, Vec::<Value>::new());
+}
+
+#[test]
+fn a_project_with_another_bundle_identifier_fails_lint() {
+    let s = Scratch::new("project-bundle-id");
+    let args = project_copy(&s, |t| {
+        t.replace(
+            "PRODUCT_BUNDLE_IDENTIFIER: org.dkraid.driver",
+            "PRODUCT_BUNDLE_IDENTIFIER: com.example.raid",
+        )
+    });
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, findings) = lint(&args);
+    assert_eq!(code, 1);
+    let f = finding(&findings, "ProjectBundleIdentifier");
+    assert_eq!(f["file"], args[1]);
+    assert_eq!(f["key"], "targets:DkRaidDriver:settings:base:PRODUCT_BUNDLE_IDENTIFIER");
+    assert!(f["line"].as_u64().is_some_and(|l| l > 0));
+    assert!(f["message"].as_str().unwrap().contains("builds \"com.example.raid\""), "{f:#}");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    // The text output names the rule, the file and the key.
+    let mut all = vec!["lint"];
+    all.extend_from_slice(&args);
+    let out = sim(&all);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "error[ProjectBundleIdentifier] \
+             targets:DkRaidDriver:settings:base:PRODUCT_BUNDLE_IDENTIFIER:"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_project_whose_app_does_not_embed_the_dext_fails_lint() {
+    let s = Scratch::new("project-embed");
+    let args = project_copy(&s, |t| {
+        t.replace("      - target: DkRaidDriver\n", "      - target: Other\n")
+    });
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, findings) = lint(&args);
+    assert_eq!(code, 1);
+    let f = finding(&findings, "ProjectHostApp");
+    assert_eq!(f["key"], "targets");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+}
+
+#[test]
+fn a_missing_project_file_is_a_named_finding() {
+    let (code, findings) = lint(&["--project", "/nonexistent/project.yml"]);
+    assert_eq!(code, 1);
+    let f = finding(&findings, "ProjectUnreadable");
+    assert_eq!(f["file"], "/nonexistent/project.yml");
+    assert!(f["message"].as_str().unwrap().starts_with("cannot read /nonexistent/project.yml"));
+}
+
+#[test]
+fn another_bundle_is_linted_without_the_shipped_project() {
+    let s = Scratch::new("project-none");
+    let plist =
+        s.copy("Info.plist", |t| t.replace("<string>pipeline</string>", "<string>full</string>"));
+    let out = sim(&["lint", "--json", "--plist", &plist]);
+    assert_eq!(out.status.code(), Some(0));
+    let json = json_of(&out);
+    assert_eq!(json["checked"]["project"], Value::Null);
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! `dkraid-sim lint`: check a SCSI controller dext's bundle without booting it — the
 //! `Info.plist` (bundle keys, every personality), the dext's and the admin app's entitlements,
 //! and the `QUEUENAME` consistency between the `.iig` files and the queue names the dext's
-//! sources register. Every finding carries its rule and where it is; any error fails.
+//! sources register, and the Mac build's `project.yml` against all of them. Every finding
+//! carries its rule and where it is; any error fails.
 
 use serde::Serialize;
 
 use super::entitlements;
 use super::personality;
 use super::plist::PlistFile;
+use super::project;
 use super::queues;
 use super::{BuildSettings, Finding, Severity, Source};
 
@@ -23,6 +25,8 @@ pub struct LintRequest {
     /// `--define NAME[=VALUE]` for the sources' conditionals.
     pub defines: Vec<(String, String)>,
     pub settings: BuildSettings,
+    /// The Mac build's XcodeGen `project.yml`; None skips the project's checks.
+    pub project: Option<Source>,
 }
 
 /// The files that were checked.
@@ -33,6 +37,7 @@ pub struct Checked {
     pub app_entitlements: Option<String>,
     pub iig: String,
     pub dext: String,
+    pub project: Option<String>,
 }
 
 /// The result: one JSON object with `--json`.
@@ -111,6 +116,16 @@ pub fn lint(req: &LintRequest) -> LintReport {
         findings.extend(queues::check(&iig.declared, &registrations));
     }
 
+    // The Mac build's project.yml against the bundle.
+    if let Some(p) = &req.project {
+        let against = project::Against {
+            plist: &req.plist,
+            entitlements: &req.entitlements,
+            bundle_identifier: bundle.bundle_identifier.as_deref(),
+        };
+        findings.extend(project::check(p, against));
+    }
+
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
     LintReport {
         checked: Checked {
@@ -119,6 +134,7 @@ pub fn lint(req: &LintRequest) -> LintReport {
             app_entitlements: req.app_entitlements.as_ref().map(|s| s.display.clone()),
             iig: req.iig_dir.display.clone(),
             dext: req.dext_dir.display.clone(),
+            project: req.project.as_ref().map(|s| s.display.clone()),
         },
         warnings: findings.len() - errors,
         errors,
@@ -142,6 +158,9 @@ pub fn print(report: &LintReport, json: bool) {
     }
     files.push(c.iig.as_str());
     files.push(c.dext.as_str());
+    if let Some(p) = &c.project {
+        files.push(p);
+    }
     if report.findings.is_empty() {
         println!("lint: clean ({})", files.join(", "));
     } else {
@@ -183,6 +202,7 @@ mod tests {
             dext_dir: Source::shipped(SHIPPED_DEXT_DIR),
             defines: Vec::new(),
             settings: BuildSettings::default(),
+            project: Some(Source::shipped(SHIPPED_PROJECT)),
         }
     }
 
@@ -201,7 +221,10 @@ mod tests {
         let rules: Vec<_> = r.findings.iter().map(|f| (f.rule, f.file.as_str())).collect();
         assert_eq!(
             rules,
-            [("EntitlementUserClientAccess", "entitlements/DkRaidAdmin.entitlements")]
+            [
+                ("EntitlementUserClientAccess", "entitlements/DkRaidAdmin.entitlements"),
+                ("ProjectBundleIdentifier", "project.yml"),
+            ]
         );
     }
 

@@ -14,7 +14,8 @@
 //! - [`pci_match`]: `IOPCIMatch`/`IOPCIPrimaryMatch` strings, evaluated as IOPCIFamily does;
 //! - [`entitlements`]: the dext's and the admin app's entitlements;
 //! - [`spelling`]: which known key a misspelled one meant;
-//! - [`queues`]: `QUEUENAME` in `.iig` files vs `SetDispatchQueue` in the dext's sources.
+//! - [`queues`]: `QUEUENAME` in `.iig` files vs `SetDispatchQueue` in the dext's sources;
+//! - [`project`]: the Mac build's XcodeGen `project.yml` against the bundle.
 //!
 //! Every rule is listed in [`RULES`] and documented in docs/BUNDLE.md.
 
@@ -24,6 +25,7 @@ pub mod matching;
 pub mod pci_match;
 pub mod personality;
 pub mod plist;
+pub mod project;
 pub mod queues;
 pub mod spelling;
 
@@ -150,6 +152,7 @@ pub struct Rule {
 
 const S8: &str = "DRIVERKIT.md §8";
 const S3: &str = "DRIVERKIT.md §3";
+const MAC: &str = "MAC-BUILD.md";
 
 /// Every rule `lint` and boot-time matching apply.
 pub const RULES: &[Rule] = &[
@@ -290,6 +293,59 @@ pub const RULES: &[Rule] = &[
             "a SetDispatchQueue name is neither a string literal nor a #define of one (warning)",
         section: S3,
     },
+    // project.yml (bundle/project.rs).
+    Rule {
+        name: "ProjectUnreadable",
+        meaning: "project.yml is missing, not YAML, or has no targets",
+        section: MAC,
+    },
+    Rule {
+        name: "ProjectDextTarget",
+        meaning: "the project has no driver-extension target (or more than one)",
+        section: MAC,
+    },
+    Rule {
+        name: "ProjectDextSdk",
+        meaning: "the dext target's SDKROOT is not driverkit",
+        section: MAC,
+    },
+    Rule {
+        name: "ProjectDeploymentTarget",
+        meaning: "DRIVERKIT_DEPLOYMENT_TARGET is missing or below 20.4 (SCSIControllerDriverKit)",
+        section: MAC,
+    },
+    Rule {
+        name: "ProjectBundleIdentifier",
+        meaning:
+            "the dext target's PRODUCT_BUNDLE_IDENTIFIER is not Info.plist's CFBundleIdentifier",
+        section: MAC,
+    },
+    Rule {
+        name: "ProjectDextInfoPlist",
+        meaning: "the dext target's INFOPLIST_FILE is not the Info.plist lint checked",
+        section: MAC,
+    },
+    Rule {
+        name: "ProjectDextEntitlements",
+        meaning:
+            "the dext target's CODE_SIGN_ENTITLEMENTS is not the entitlements file lint checked",
+        section: MAC,
+    },
+    Rule {
+        name: "ProjectFrameworks",
+        meaning: "the dext target does not link DriverKit, PCIDriverKit or SCSIControllerDriverKit",
+        section: MAC,
+    },
+    Rule {
+        name: "ProjectHostApp",
+        meaning: "no application target embeds the dext in Contents/Library/SystemExtensions",
+        section: MAC,
+    },
+    Rule {
+        name: "ProjectAppEntitlements",
+        meaning: "the host app's entitlements lack com.apple.developer.system-extension.install",
+        section: MAC,
+    },
 ];
 
 /// Xcode build settings the bundle's `$(NAME)` placeholders are expanded with. The defaults
@@ -350,6 +406,8 @@ pub const SHIPPED_DEXT_ENTITLEMENTS: &str = "entitlements/DkRaidDriver.entitleme
 pub const SHIPPED_APP_ENTITLEMENTS: &str = "entitlements/DkRaidAdmin.entitlements";
 pub const SHIPPED_IIG_DIR: &str = "iig";
 pub const SHIPPED_DEXT_DIR: &str = "dext";
+/// The Mac build's XcodeGen spec (docs/MAC-BUILD.md).
+pub const SHIPPED_PROJECT: &str = "project.yml";
 
 /// A file to check: where to read it and how findings name it.
 #[derive(Clone, Debug, PartialEq, Eq)]
