@@ -18,6 +18,8 @@ struct Sim {
 }
 
 impl Sim {
+    // The child is returned inside the Sim, whose stop() waits for it.
+    #[allow(clippy::zombie_processes)]
     fn start(args: &[&str]) -> Sim {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dkraid-sim"))
             .args(["iscsi", "--listen", "127.0.0.1:0", "--json"])
@@ -30,7 +32,11 @@ impl Sim {
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(err.read_line(&mut line).unwrap() > 0, "dkraid-sim exited before listening");
+            if err.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("dkraid-sim exited before listening: {status:?}");
+            }
             if let Some(a) = line.trim().strip_prefix("dkraid-sim: iSCSI target listening on ") {
                 let addr = a.to_string();
                 std::thread::spawn(move || for _ in err.lines() {});
@@ -91,11 +97,23 @@ impl Initiator {
     }
 
     /// One SCSI command; (status, sense, data-in, flags byte, residual).
-    fn scsi(&mut self, cdb: &[u8], edtl: u32, out: Option<&[u8]>) -> (u8, Vec<u8>, Vec<u8>, u8, u32) {
+    fn scsi(
+        &mut self,
+        cdb: &[u8],
+        edtl: u32,
+        out: Option<&[u8]>,
+    ) -> (u8, Vec<u8>, Vec<u8>, u8, u32) {
         let mut p = Pdu::new(op::SCSI_COMMAND);
         self.itt += 1;
         let itt = self.itt;
-        p.bhs[1] = 0x80 | if out.is_some() { 0x20 } else if edtl > 0 { 0x40 } else { 0 };
+        p.bhs[1] = 0x80
+            | if out.is_some() {
+                0x20
+            } else if edtl > 0 {
+                0x40
+            } else {
+                0
+            };
         p.set_itt(itt);
         p.set_u32(20, edtl);
         p.set_u32(24, self.cmd_sn);

@@ -90,7 +90,13 @@ fn install_interrupt_handler() {
 /// A request from a connection thread to the simulation.
 enum SimRequest {
     Scsi(ScsiTask, Box<dyn FnOnce(ScsiDone) + Send>),
-    Tmf { function: u8, target: u64, lun: u64, task_ref: Option<u64>, done: Box<dyn FnOnce(u8) + Send> },
+    Tmf {
+        function: u8,
+        target: u64,
+        lun: u64,
+        task_ref: Option<u64>,
+        done: Box<dyn FnOnce(u8) + Send>,
+    },
 }
 
 /// The backend the connections see: requests go to the simulation's server thread.
@@ -211,8 +217,14 @@ fn accept_loop(
         let (stats, portal, active) = (stats.clone(), portal.clone(), active.clone());
         let (next_tsih, next_task_ref) = (next_tsih.clone(), next_task_ref.clone());
         std::thread::spawn(move || {
-            let end =
-                session::serve_stream(stream, backend, stats.clone(), portal, next_tsih, next_task_ref);
+            let end = session::serve_stream(
+                stream,
+                backend,
+                stats.clone(),
+                portal,
+                next_tsih,
+                next_task_ref,
+            );
             if let session::Ended::Closed(why) = end {
                 let _ = why;
             }
@@ -363,12 +375,9 @@ fn run_task(t: &ScsiTask) -> ScsiDone {
     });
     match o.service_response {
         // TASK_COMPLETE: the device's status.
-        Some(2) => ScsiDone {
-            completed: true,
-            status: o.status as u8,
-            sense: o.sense,
-            data: o.data,
-        },
+        Some(2) => {
+            ScsiDone { completed: true, status: o.status as u8, sense: o.sense, data: o.data }
+        }
         _ => ScsiDone { completed: false, status: 0, sense: Vec::new(), data: Vec::new() },
     }
 }

@@ -103,6 +103,8 @@ pub struct Stats {
     pub task_management: u64,
     pub rejects: u64,
     pub ignored_out_of_window: u64,
+    /// CHECK CONDITION responses by opcode and sense key/ASC/ASCQ, e.g. `0x2a 5/24/00`.
+    pub check_conditions: BTreeMap<String, u64>,
     /// The first protocol errors, named.
     pub errors: Vec<String>,
 }
@@ -172,6 +174,26 @@ pub fn cdb_transfer_length(cdb: &[u8], block_size: u32) -> Option<u64> {
         0x00 | 0x1B | 0x1E | 0x35 | 0x91 | 0x34 | 0x90 => 0,
         _ => return None,
     })
+}
+
+/// Set a WRITE or WRITE AND VERIFY CDB's transfer length to `blocks`; false for other
+/// commands (or a WRITE(6), whose 0 would mean 256 blocks).
+fn truncate_write(cdb: &mut [u8], blocks: u64) -> bool {
+    match cdb.first() {
+        Some(0x2A | 0x2E) if cdb.len() >= 10 => {
+            cdb[7..9].copy_from_slice(&(blocks as u16).to_be_bytes());
+            true
+        }
+        Some(0xAA | 0xAE) if cdb.len() >= 12 => {
+            cdb[6..10].copy_from_slice(&(blocks as u32).to_be_bytes());
+            true
+        }
+        Some(0x8A | 0x8E) if cdb.len() >= 16 => {
+            cdb[10..14].copy_from_slice(&(blocks as u32).to_be_bytes());
+            true
+        }
+        _ => false,
+    }
 }
 
 /// The largest buffer a command may use.
@@ -592,7 +614,11 @@ impl<W: Write> Connection<W> {
         let lun_bytes = p.lun_bytes();
         let lun = pdu::decode_lun(lun_bytes);
         let Some(target) = self.target.clone() else {
-            return self.reject(&p, reject::PROTOCOL_ERROR, "NoTarget: the session names none".into());
+            return self.reject(
+                &p,
+                reject::PROTOCOL_ERROR,
+                "NoTarget: the session names none".into(),
+            );
         };
         let direction = match (read, write) {
             (true, true) => {
@@ -617,8 +643,7 @@ impl<W: Write> Connection<W> {
                 ),
             );
         }
-        if p.data.len() as u64 > u64::from(edtl) || p.data.len() as u32 > self.params.first_burst
-        {
+        if p.data.len() as u64 > u64::from(edtl) || p.data.len() as u32 > self.params.first_burst {
             return self.reject(
                 &p,
                 reject::PROTOCOL_ERROR,
@@ -820,8 +845,20 @@ impl<W: Write> Connection<W> {
                     // Overflow: the CDB wants more than the initiator sends. Refused without
                     // writing anything (FCP-4 9.4.2 b, as iSCSI allows).
                     Some(s) if s > edtl => {
-                        self.ended.insert(itt);
-                        return self.finish(itt, check_condition(0x05, 0x0E, 0x03));
+                        // A WRITE whose data stops short: FCP-4 9.4.2 a) — the blocks the
+                        // data covers are written, nothing past the expected length.
+                        let bs = u64::from(self.target.as_ref().map_or(512, |t| t.block_size));
+                        match truncate_write(&mut task.cdb, edtl / bs) {
+                            true => {
+                                let n = (edtl / bs * bs) as usize;
+                                (n as u64, data[..n.min(data.len())].to_vec())
+                            }
+                            // Anything else is refused without writing (FCP-4 9.4.2 b).
+                            false => {
+                                self.ended.insert(itt);
+                                return self.finish(itt, check_condition(0x05, 0x0E, 0x03));
+                            }
+                        }
                     }
                     // Underflow: the device takes what the CDB says.
                     Some(s) => (s, data[..s as usize].to_vec()),
@@ -921,6 +958,15 @@ impl<W: Write> Connection<W> {
         self.numbers(&mut r, true);
         r.set_u32(36, data_sn);
         r.set_u32(44, residual.min(u64::from(u32::MAX)) as u32);
+        if done.completed && done.status == 0x02 {
+            let key = match done.sense.get(..14) {
+                Some(s) => {
+                    format!("{:#04x} {:X}/{:02X}/{:02X}", task.cdb[0], s[2] & 0x0F, s[12], s[13])
+                }
+                None => format!("{:#04x} no sense", task.cdb[0]),
+            };
+            self.stat(|s| *s.check_conditions.entry(key).or_default() += 1);
+        }
         if done.completed && !done.sense.is_empty() {
             let mut seg = (done.sense.len() as u16).to_be_bytes().to_vec();
             seg.extend_from_slice(&done.sense);
