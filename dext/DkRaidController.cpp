@@ -51,6 +51,10 @@ struct DkRaidAdminWaiter {
 
 /* A client watching for firmware events (selector WatchEvents). */
 #define kDkRaidMaxEventWatchers 8u
+
+/* While tasks are outstanding the service timer runs at least this often, so that the core
+ * checks its task timeouts. Nanoseconds, like every time the core sees (DkRaidPlatform.h). */
+static const uint64_t kTimeoutCheckIntervalNs = 100000000ull;
 struct DkRaidEventWatcher {
     IOUserClient *client; /* nullptr: free */
     OSAction *action;
@@ -79,7 +83,7 @@ struct DkRaidController_IVars {
     IOTimerDispatchSource *serviceTimer;
     OSAction *serviceAction;
     dk_scsi_user_parallel_response *serviceResponses;
-    uint64_t serviceArmedAt; /* 0: the service timer is not armed (guarded by coreLock) */
+    uint64_t serviceArmedAt; /* uptime ns; 0: the service timer is not armed (coreLock) */
     /* Completions of tasks the hardware owns, retained until they complete (by task ID). */
     OSAction *inFlight[DK_MAX_TASK_COUNT + 1];
     /* Admin requests and event watches of the open user clients (guarded by coreLock). */
@@ -203,18 +207,20 @@ kern_return_t DkRaidController::CreateHardwareSources()
     return kIOReturnSuccess;
 }
 
-/* Arm the service timer for `at` unless it is already armed for earlier. Core lock held. */
-static void ArmServiceLocked(DkRaidController_IVars *ivars, uint64_t at)
+/* Arm the service timer for `atNs` (uptime nanoseconds) unless it is already armed for earlier:
+ * WakeAtTime replaces a pending deadline. Core lock held. */
+static void ArmServiceLocked(DkRaidController_IVars *ivars, uint64_t atNs)
 {
     if (ivars->serviceTimer == nullptr) {
         return;
     }
-    if (ivars->serviceArmedAt == 0 || at < ivars->serviceArmedAt) {
-        ivars->serviceArmedAt = at;
-        ivars->serviceTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, at, 0);
+    if (ivars->serviceArmedAt == 0 || atNs < ivars->serviceArmedAt) {
+        ivars->serviceArmedAt = atNs;
+        ivars->serviceTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, DkRaidNsToTicks(atNs), 0);
     }
 }
 
+/* `now` is uptime nanoseconds (the core's clock), never mach ticks. */
 void DkRaidController::Service(uint64_t now)
 {
     uint32_t count = 0;
@@ -259,7 +265,7 @@ void DkRaidController::Service(uint64_t now)
         ArmServiceLocked(ivars, now + pollIn);
     }
     /* Stage 3: listed volumes and volume events become target work. */
-    ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, now, 0);
+    ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, DkRaidNsToTicks(now), 0);
     /* Admin responses the firmware finished, and new events for watching clients. */
     DeliverAdminCompletions();
 }
@@ -368,6 +374,13 @@ kern_return_t IMPL(DkRaidController, Start)
     DKRAID_CHECK("IOPCIDevice::Open", ivars->pci->Open(this, 0));
     ivars->pciOpen = true;
 
+    /* Every time the dext hands the core is converted from mach ticks with this timebase. */
+#if !defined(DKRAID_VARIANT_TICKS_AS_NANOSECONDS)
+    DKRAID_CHECK("mach_timebase_info", DkRaidTimeInit());
+#else
+    /* Broken on purpose: without the timebase every conversion is the identity, so mach ticks
+     * are taken for nanoseconds (the first slice's bug). */
+#endif
     DKRAID_CHECK("CreateQueues", CreateQueues());
 
     ivars->coreLock = IOLockAlloc();
@@ -593,14 +606,15 @@ kern_return_t IMPL(DkRaidController, UserStartController)
     }
 #endif
     /* Target work runs asynchronously on the private target queue; never block here. */
-    uint64_t now = mach_absolute_time();
+    uint64_t now = DkRaidNowNs();
     if (ivars->serviceTimer != nullptr) {
         /* Stages 2 and 3: the firmware comes up from the service timer, not here. */
         CoreLock lock(ivars->coreLock);
         ArmServiceLocked(ivars, now);
     }
     DKRAID_CHECK("IOTimerDispatchSource::WakeAtTime",
-                 ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, now, 0));
+                 ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime,
+                                                DkRaidNsToTicks(now), 0));
     return kIOReturnSuccess;
 }
 
@@ -608,6 +622,13 @@ kern_return_t IMPL(DkRaidController, UserDoesHBAPerformDeviceManagement)
 {
 #if defined(DKRAID_VARIANT_BLOCKING_INIT)
     ivars->deviceManagementAsked = true;
+#endif
+#if defined(DKRAID_VARIANT_SEED_DEVICE_MANAGEMENT)
+    /* Broken on purpose, as the seed wrote it: TRUE is returned as the kern_return_t (1, an
+     * error) and *result is never written. */
+    (void)result;
+    bool ret = TRUE;
+    return ret;
 #endif
     uint8_t answer = 0;
     DKRAID_CHECK("dk_does_hba_perform_device_management",
@@ -777,7 +798,7 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
             completion->retain();
             ivars->inFlight[task.fControllerTaskIdentifier] = completion;
             /* Timeouts are checked while tasks are outstanding. */
-            ArmServiceLocked(ivars, mach_absolute_time() + 100000000ull);
+            ArmServiceLocked(ivars, DkRaidNowNs() + kTimeoutCheckIntervalNs);
         }
     }
     if (ret != kIOReturnSuccess) {
@@ -820,7 +841,8 @@ void IMPL(DkRaidController, InterruptOccurred)
 {
     (void)action;
     (void)count;
-    Service(time);
+    /* `time` is the first interrupt's mach_absolute_time, in ticks. */
+    Service(DkRaidTicksToNs(time));
 }
 
 void IMPL(DkRaidController, ServiceTimerOccurred)
@@ -830,7 +852,8 @@ void IMPL(DkRaidController, ServiceTimerOccurred)
         CoreLock lock(ivars->coreLock);
         ivars->serviceArmedAt = 0;
     }
-    Service(time);
+    /* The deadline it was armed for, in the clock it was armed with (mach ticks). */
+    Service(DkRaidTicksToNs(time));
 }
 
 /* ----------------------------------------------------------------------- task management -- */
@@ -849,7 +872,7 @@ static kern_return_t TaskManagement(DkRaidController_IVars *ivars, uint32_t func
     }
     *response = (SCSIServiceResponse)out;
     CoreLock lock(ivars->coreLock);
-    ArmServiceLocked(ivars, mach_absolute_time());
+    ArmServiceLocked(ivars, DkRaidNowNs());
     return kIOReturnSuccess;
 }
 
@@ -954,7 +977,7 @@ kern_return_t DkRaidController::AdminSubmit(IOUserClient *client, OSAction *comp
         waiter->client = client;
         waiter->action = completion;
         /* The firmware-backed commands go out from the next service pass. */
-        ArmServiceLocked(ivars, mach_absolute_time());
+        ArmServiceLocked(ivars, DkRaidNowNs());
     }
     /* Requests the core answered at once (a malformed one, STAGE_GET, IO_STATS, stages 0
      * and 1) complete now. */

@@ -6,6 +6,8 @@
 #include <DriverKit/IODMACommand.h>
 #include <PCIDriverKit/PCIDriverKit.h>
 
+#include <mach/mach_time.h>
+
 #include "DkRaidPlatform.h"
 
 namespace {
@@ -160,7 +162,7 @@ void MmioWrite64(void *context, uint32_t bar, uint64_t offset, uint64_t value)
 uint64_t MonotonicTimeNs(void *context)
 {
     (void)context;
-    return clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
+    return DkRaidNowNs();
 }
 
 void Log(void *context, uint32_t level, const char *message, size_t length)
@@ -209,4 +211,49 @@ void DkRaidPlatformRelease(DkRaidPlatform *platform)
     for (uint32_t i = 0; i < DKRAID_PLATFORM_MAX_BUFFERS; i++) {
         DmaBufferFree(platform, i + 1);
     }
+}
+
+/* ----------------------------------------------------------------------------- time -- */
+
+/* One tick is sTimebaseNumer / sTimebaseDenom ns. 0/0 until DkRaidTimeInit: a conversion
+ * before it is a bug, answered with the identity so that it is at least not a division by 0. */
+static uint32_t sTimebaseNumer;
+static uint32_t sTimebaseDenom;
+
+kern_return_t DkRaidTimeInit(void)
+{
+    mach_timebase_info_data_t info = {};
+    kern_return_t ret = mach_timebase_info(&info);
+    if (ret != kIOReturnSuccess || info.numer == 0 || info.denom == 0) {
+        return ret != kIOReturnSuccess ? ret : kIOReturnError;
+    }
+    sTimebaseNumer = info.numer;
+    sTimebaseDenom = info.denom;
+    return kIOReturnSuccess;
+}
+
+uint64_t DkRaidTicksToNs(uint64_t ticks)
+{
+    if (sTimebaseDenom == 0) {
+        return ticks;
+    }
+    /* 128-bit intermediate: ticks * 125 overflows 64 bits after ~4.7 years of uptime. */
+    unsigned __int128 ns = (unsigned __int128)ticks * sTimebaseNumer / sTimebaseDenom;
+    return ns > UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
+}
+
+uint64_t DkRaidNsToTicks(uint64_t ns)
+{
+    if (sTimebaseNumer == 0) {
+        return ns;
+    }
+    /* Rounded up: a deadline never fires before the nanosecond it was meant for. */
+    unsigned __int128 ticks =
+        ((unsigned __int128)ns * sTimebaseDenom + sTimebaseNumer - 1) / sTimebaseNumer;
+    return ticks > UINT64_MAX ? UINT64_MAX : (uint64_t)ticks;
+}
+
+uint64_t DkRaidNowNs(void)
+{
+    return DkRaidTicksToNs(mach_absolute_time());
 }

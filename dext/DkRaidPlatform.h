@@ -34,4 +34,17 @@ void DkRaidPlatformInit(DkRaidPlatform *platform, IOPCIDevice *pci, dk_platform 
 /* Release anything still held (the core's teardown normally freed everything). */
 void DkRaidPlatformRelease(DkRaidPlatform *platform);
 
+/*
+ * Time. The core's C ABI speaks one clock: nanoseconds of CLOCK_UPTIME_RAW (now_ns, poll_in_ns,
+ * every timeout). mach ticks — mach_absolute_time(), the `time` of InterruptOccurred and of a
+ * kIOTimerClockMachAbsoluteTime timer, WakeAtTime deadlines — are converted here and only
+ * here, with the timebase mach_timebase_info reports (125/3 ns per tick on Apple silicon, 1/1 on
+ * Intel). DkRaidTimeInit reads it once, in Start, before any conversion.
+ */
+kern_return_t DkRaidTimeInit(void);
+uint64_t DkRaidTicksToNs(uint64_t ticks);
+uint64_t DkRaidNsToTicks(uint64_t ns);
+/* Now, in nanoseconds of the uptime clock. */
+uint64_t DkRaidNowNs(void);
+
 #endif /* DkRaidPlatform_h */

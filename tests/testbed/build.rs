@@ -20,6 +20,10 @@ const RENAMED: &[&str] = &[
     "DkRaidUserClient_IVars",
     "DkRaidPlatformInit",
     "DkRaidPlatformRelease",
+    "DkRaidTimeInit",
+    "DkRaidTicksToNs",
+    "DkRaidNsToTicks",
+    "DkRaidNowNs",
 ];
 
 /// The user client's class info symbol of a build.

@@ -28,6 +28,8 @@ pub struct BootConfig {
     pub seed: u64,
     pub variant: Option<&'static Variant>,
     pub page_size: u64,
+    /// `mach_timebase_info` of the simulated Mac: Apple silicon's 125/3 unless asked otherwise.
+    pub timebase: crate::timebase::Timebase,
     /// Wall-clock limit for a simulated thread that never reaches a scheduling point.
     pub spin_limit: Duration,
     /// The PCI function the controller is offered.
@@ -63,6 +65,7 @@ impl Default for BootConfig {
             seed: 1,
             variant: None,
             page_size: 16384,
+            timebase: crate::timebase::Timebase::APPLE_SILICON,
             spin_limit: Duration::from_secs(10),
             device: SimPciDevice::default(),
             matched: None,
@@ -81,6 +84,8 @@ pub struct Report {
     pub stage: String,
     pub variant: Option<String>,
     pub page_size: u64,
+    /// The simulated Mac's `mach_timebase_info`, e.g. `apple-silicon (125/3)`.
+    pub timebase: String,
     /// The simulated PCI function, e.g. `1af4:10f0 (subsystem 1af4:10f0, class 010400)`.
     pub pci_device: String,
     /// Which personality matched and how (None when no bundle was matched).
@@ -215,6 +220,7 @@ fn partial_report(
         stage: w.stage.name().to_string(),
         variant: variant.map(str::to_string),
         page_size,
+        timebase: w.timebase.name().to_string(),
         pci_device: w.pci_device.to_string(),
         personality: None,
         properties: w
@@ -379,6 +385,7 @@ pub fn boot_with_progress(
     let _ = EMERGENCY_CONFIG.set((config.seed, config.variant.map(|v| v.name), config.page_size));
     let info = class_info(config.variant);
     let mut w = World::new(config.stage, config.page_size);
+    w.timebase = config.timebase;
     w.class = class_bindings(info);
     w.pci_device = config.device;
     w.properties = match &config.matched {

@@ -33,6 +33,7 @@ pub fn print_report(report: &Report, json: bool) {
         println!("variant            {v}");
     }
     println!("IOVMPageSize       {}", report.page_size);
+    println!("timebase           {}", report.timebase);
     println!("PCI device         {}", report.pci_device);
     if let Some(p) = &report.personality {
         println!("personality        {p}");

@@ -18,6 +18,8 @@ const SECTION_TASKS: &str = "DRIVERKIT.md §2";
 const SECTION_QUEUES: &str = "DRIVERKIT.md §3";
 const SECTION_TARGETS: &str = "DRIVERKIT.md §4";
 const SECTION_IO: &str = "DRIVERKIT.md §5";
+const SECTION_TIME: &str = "docs/DRIVERKIT-RULES.md §Time";
+const SECTION_QUERIES: &str = "docs/DRIVERKIT-RULES.md §Queries";
 
 /// The seven constraint keys, in the order the shim reports them.
 pub const CONSTRAINT_KEYS: [&str; 7] = [
@@ -106,34 +108,28 @@ pub fn family_start(_service: Obj, _provider: Obj) -> i32 {
     if let Err(r) = check_constraints() {
         return r;
     }
+    // IOSCSIParallelInterfaceController::start takes each report as a plain value
+    // (ReportInitiatorIdentifier() returns the ID, it cannot fail): a dext's error, or an
+    // out-parameter it never set, leaves the kernel with its own default — start goes on.
     // SAFETY: the controller object is live for the whole start; out-pointers point
     // into the closure's own frame.
-    let (r, id) = out_call("UserReportInitiatorIdentifier", |o, p: *mut u64| unsafe {
+    let id = query("UserReportInitiatorIdentifier", 0u64, |o, p: *mut u64| unsafe {
         runtime::dksim_invoke_UserReportInitiatorIdentifier(o, p)
     });
-    if r != OK {
-        return r;
-    }
     // SAFETY: the controller object is live for the whole start; out-pointers point
     // into the closure's own frame.
-    let (r, highest) = out_call("UserReportHighestSupportedDeviceID", |o, p: *mut u64| unsafe {
+    let highest = query("UserReportHighestSupportedDeviceID", 0u64, |o, p: *mut u64| unsafe {
         runtime::dksim_invoke_UserReportHighestSupportedDeviceID(o, p)
     });
-    if r != OK {
-        return r;
-    }
     with_world(|w| {
         w.family.initiator_id = id;
         w.family.highest_id = highest;
     });
     // SAFETY: the controller object is live for the whole start; out-pointers point
     // into the closure's own frame.
-    let (r, count) = out_call("UserReportMaximumTaskCount", |o, p: *mut u32| unsafe {
+    let count = query("UserReportMaximumTaskCount", 0u32, |o, p: *mut u32| unsafe {
         runtime::dksim_invoke_UserReportMaximumTaskCount(o, p)
     });
-    if r != OK {
-        return r;
-    }
     if count == 0 {
         violation(
             "ZeroTaskCount",
@@ -162,12 +158,10 @@ pub fn family_start(_service: Obj, _provider: Obj) -> i32 {
     }
     // SAFETY: the controller object is live for the whole start; out-pointers point
     // into the closure's own frame.
-    let (r, manages) = out_call("UserDoesHBAPerformDeviceManagement", |o, p: *mut bool| unsafe {
+    // An error or an unset answer is "false": the kernel creates and probes every target.
+    let manages = query("UserDoesHBAPerformDeviceManagement", false, |o, p: *mut bool| unsafe {
         runtime::dksim_invoke_UserDoesHBAPerformDeviceManagement(o, p)
     });
-    if r != OK {
-        return r;
-    }
     if !manages {
         // The kernel probes every ID itself, synchronously, inside start.
         let (initiator, highest) = with_world(|w| (w.family.initiator_id, w.family.highest_id));
@@ -192,6 +186,77 @@ fn out_call<T: Default + Copy + 'static>(
     });
     set_last_result(method, ioreturn_name(r));
     (r, v)
+}
+
+/// A kernel→dext query with one out-parameter, as the kernel's host class makes it: the value
+/// comes back in the RPC reply, which is read only when the call succeeded; the caller has no
+/// way to fail (`bool DoesHBAPerformDeviceManagement()`), so on an error it keeps `default`.
+/// The out-parameter is poisoned before the call, so an answer the dext never wrote is seen.
+fn query<T: Copy + 'static>(
+    method: &'static str,
+    default: T,
+    f: impl FnOnce(Obj, *mut T) -> i32 + 'static,
+) -> T {
+    let object = controller();
+    let (r, v, written) = dext_call(method, move || poisoned_out(default, |p| f(object, p)));
+    set_last_result(method, ioreturn_name(r));
+    if r != OK {
+        violation(
+            "UserQueryFailed",
+            SECTION_QUERIES,
+            format!("result={} (0x{:08x}) written={written}", ioreturn_name(r), r as u32),
+            format!(
+                "{method} returned {} instead of kIOReturnSuccess. IOSCSIParallelFamily's start \
+                 cannot fail on a report: it discards the answer and goes on with its default \
+                 ({}). Return kIOReturnSuccess and set the out-parameter (a seed-style \
+                 `bool ret = TRUE; return ret;` returns 1, an error, and sets nothing).",
+                ioreturn_name(r),
+                default_text(method),
+            ),
+        );
+        return default;
+    }
+    if !written {
+        violation(
+            "OutParameterNeverSet",
+            SECTION_QUERIES,
+            format!("result={}", ioreturn_name(r)),
+            format!(
+                "{method} returned kIOReturnSuccess without writing its out-parameter: the \
+                 kernel reads whatever the reply held (the test-bed uses {}). Set it on every \
+                 path that returns success.",
+                default_text(method),
+            ),
+        );
+    }
+    v
+}
+
+/// Call `f` with an out-parameter poisoned beforehand: (result, the value or `default` when `f`
+/// never wrote it, whether it wrote it).
+fn poisoned_out<T: Copy>(default: T, f: impl FnOnce(*mut T) -> i32) -> (i32, T, bool) {
+    const POISON: u8 = 0xA5;
+    let mut slot = std::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: the slot is size_of::<T>() bytes of this frame.
+    unsafe { std::ptr::write_bytes(slot.as_mut_ptr().cast::<u8>(), POISON, size_of::<T>()) };
+    let r = f(slot.as_mut_ptr());
+    // SAFETY: every byte of the slot was initialised above (poison) or by `f`.
+    let bytes = unsafe { std::slice::from_raw_parts(slot.as_ptr().cast::<u8>(), size_of::<T>()) };
+    let written = bytes.iter().any(|b| *b != POISON);
+    // SAFETY: read only when `f` wrote a T there (a bool it wrote is 0 or 1).
+    let v = if written { unsafe { slot.assume_init() } } else { default };
+    (r, v, written)
+}
+
+fn default_text(method: &str) -> &'static str {
+    match method {
+        "UserDoesHBAPerformDeviceManagement" => {
+            "false: the kernel itself creates and probes every target ID, synchronously, in start"
+        }
+        "UserReportMaximumTaskCount" => "0 tasks: the controller fails to load",
+        "UserReportHighestSupportedDeviceID" => "0: no target above ID 0 is ever probed",
+        _ => "0",
+    }
 }
 
 fn check_constraints() -> Result<(), i32> {
@@ -430,11 +495,70 @@ pub fn timer_cancel(timer: u64) {
     });
 }
 
-/// Arm a timer: at `deadline_ns` its action runs on its queue with the time as argument.
-pub fn timer_wake_at(timer: u64, action: usize, deadline_ns: u64) -> i32 {
-    let Some((queue, generation)) =
-        with_world(|w| w.timers.get(&timer).map(|t| (t.queue, t.generation)))
-    else {
+/// `WakeAtTime(options, deadline, leeway)`: at the deadline, read in the clock `options` names
+/// (mach ticks or nanoseconds, `crate::timebase`), the action runs on the timer's queue with the
+/// deadline, in that clock's units, as its `time`. A timer has one deadline: arming it again
+/// replaces one that has not fired (IOTimerDispatchSource.iig: "it will not fire and be
+/// replaced by the new deadline").
+pub fn timer_wake_at(timer: u64, action: usize, clock: u64, deadline: u64) -> i32 {
+    let Some((units, clock_name)) = crate::timebase::clock_units(clock) else {
+        violation(
+            "TimerClockUnknown",
+            SECTION_TIME,
+            format!("options=0x{clock:x} deadline={deadline}"),
+            format!(
+                "IOTimerDispatchSource::WakeAtTime was given clock 0x{clock:x}, which is not one \
+                 of the SDK's kIOTimerClock* values (MachAbsoluteTime 0xC8, MachContinuousTime \
+                 0xC4, UptimeRaw 0x88, MonotonicRaw 0x84): the timer is not armed. Pass the \
+                 constant by name from <DriverKit/IOTimerDispatchSource.h>."
+            ),
+        );
+        return IOReturn::kIOReturnBadArgument.0;
+    };
+    let (timebase, asked) = with_world(|w| (w.timebase, w.timebase_asked));
+    let now_ns = sched::now_ns();
+    let deadline_ns = match units {
+        crate::timebase::ClockUnits::Ticks => timebase.ticks_to_ns(deadline),
+        crate::timebase::ClockUnits::Nanoseconds => deadline,
+    };
+    // A deadline in ticks further out than "now" is arithmetic on ticks; without the timebase
+    // that arithmetic was done in nanoseconds (one tick is 41.7 ns on Apple silicon). Named
+    // once per boot: every later arming repeats the same mistake.
+    let reported =
+        with_world(|w| w.violations.iter().any(|v| v.rule == "MachTicksWithoutTimebase"));
+    if units == crate::timebase::ClockUnits::Ticks
+        && !asked
+        && !reported
+        && deadline_ns > now_ns.saturating_add(1_000_000)
+    {
+        let now_ticks = timebase.ns_to_ticks(now_ns);
+        let delta = deadline.saturating_sub(now_ticks);
+        violation(
+            "MachTicksWithoutTimebase",
+            SECTION_TIME,
+            format!(
+                "clock={clock_name} deadline={deadline} now={now_ticks} timebase={}/{}",
+                timebase.numer, timebase.denom
+            ),
+            format!(
+                "WakeAtTime({clock_name}) was armed {delta} ticks ahead, but the dext never \
+                 called mach_timebase_info: on this Mac a tick is {}/{} ns, so the timer fires \
+                 {:.3} s from now — if {delta} was meant as nanoseconds, that is {:.1}x late. \
+                 Convert with mach_timebase_info, or arm kIOTimerClockUptimeRaw in nanoseconds.",
+                timebase.numer,
+                timebase.denom,
+                (deadline_ns - now_ns) as f64 / 1e9,
+                timebase.numer as f64 / timebase.denom as f64,
+            ),
+        );
+    }
+    // Replace the pending deadline, if any: the earlier arming's thread finds itself stale.
+    let Some((queue, generation)) = with_world(|w| {
+        w.timers.get_mut(&timer).map(|t| {
+            t.generation += 1;
+            (t.queue, t.generation)
+        })
+    }) else {
         return IOReturn::kIOReturnBadArgument.0;
     };
     sched::spawn("timer", move || {
@@ -451,7 +575,7 @@ pub fn timer_wake_at(timer: u64, action: usize, deadline_ns: u64) -> i32 {
                         w.timers.get(&timer).is_some_and(|t| t.generation == generation)
                     });
                     if still {
-                        let args = [deadline_ns, 0u64];
+                        let args = [deadline, 0u64];
                         world::traced("TimerOccurred", || {
                             // SAFETY: the timer holds the action for as long as it is live.
                             unsafe { runtime::dksim_action_invoke(action as Obj, args.as_ptr()) }
@@ -462,4 +586,49 @@ pub fn timer_wake_at(timer: u64, action: usize, deadline_ns: u64) -> i32 {
         }
     });
     OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::World;
+
+    #[test]
+    fn an_out_parameter_the_dext_never_wrote_is_seen() {
+        // SAFETY (closures): the pointer is the poisoned slot, valid for one T.
+        let (r, v, written) = poisoned_out(false, |p| {
+            // SAFETY: p points at the slot.
+            unsafe { *p = true };
+            OK
+        });
+        assert_eq!((r, v, written), (OK, true, true));
+        let (r, v, written) = poisoned_out(false, |p| {
+            // SAFETY: p points at the slot.
+            unsafe { *p = false };
+            OK
+        });
+        assert_eq!((r, v, written), (OK, false, true));
+        // The seed's `bool ret = TRUE; return ret;`: 1, nothing written.
+        assert_eq!(poisoned_out(false, |_| 1), (1, false, false));
+        assert_eq!(poisoned_out(7u64, |_| OK), (OK, 7, false));
+        let (_, v, written) = poisoned_out(0u64, |p| {
+            // SAFETY: p points at the slot.
+            unsafe { *p = 0 };
+            OK
+        });
+        assert_eq!((v, written), (0, true), "zero is an answer, not a missing one");
+    }
+
+    #[test]
+    fn a_timer_armed_with_a_clock_the_sdk_does_not_have_is_refused_by_name() {
+        World::install(World::new(dkraid_core::Stage::Pipeline, 16384));
+        with_world(|w| {
+            w.timers.insert(1, Timer { queue: 1, generation: 0 });
+        });
+        // 0 was the old model's kIOTimerClockMachAbsoluteTime; the SDK's is 0xC8.
+        assert_eq!(timer_wake_at(1, 0, 0, 1000), IOReturn::kIOReturnBadArgument.0);
+        let rules = with_world(|w| w.violations.iter().map(|v| v.rule).collect::<Vec<_>>());
+        assert_eq!(rules, ["TimerClockUnknown"]);
+        World::take();
+    }
 }

@@ -10,6 +10,7 @@
 //! - [`bundle`]: `Info.plist` and entitlements — `dkraid-sim lint`, and the kernel's matching
 //!   of the personality against the simulated PCI device ([`pci`]) at boot.
 //! - [`controller`]: the simulated PCI RAID controller (BAR0, firmware, MSI-X).
+//! - [`timebase`]: mach ticks vs nanoseconds, and the SDK's timer clocks.
 //! - [`verifier`], [`trace`], [`cli_output`]: findings, timeline, printing.
 //! - [`raid`]: the simulated RAID controller's firmware RAID engine (drives, volumes, rebuilds).
 //! - [`iscsi`]: `dkraid-sim iscsi`, the disks as iSCSI targets (RFC 7143).
@@ -45,6 +46,7 @@ pub mod serve;
 #[path = "../../../tools/raidctl/src/sockwire.rs"]
 pub mod sockwire;
 pub mod tasks;
+pub mod timebase;
 pub mod trace;
 pub mod userclient;
 pub mod variants;

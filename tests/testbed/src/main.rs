@@ -21,6 +21,15 @@ struct Cli {
     command: Command,
 }
 
+/// `mach_timebase_info` of the simulated Mac.
+#[derive(Clone, Copy, ValueEnum)]
+enum TimebaseArg {
+    /// A 24 MHz tick: numer 125, denom 3.
+    AppleSilicon,
+    /// A tick is a nanosecond: numer 1, denom 1.
+    Intel,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum PageSize {
     #[value(name = "16k")]
@@ -45,6 +54,9 @@ struct BootArgs {
     /// IOVMPageSize of the simulated Mac.
     #[arg(long, value_enum, default_value = "16k")]
     page_size: PageSize,
+    /// mach_absolute_time's tick of the simulated Mac: apple-silicon (125/3 ns) or intel (1 ns).
+    #[arg(long, value_enum, default_value = "apple-silicon")]
+    timebase: TimebaseArg,
     /// The bundle's Info.plist (or a file holding one personality) [default: Info.plist].
     #[arg(long, value_name = "FILE")]
     personality: Option<PathBuf>,
@@ -741,6 +753,8 @@ fn print_action(report: &boot::Report, json: bool, print: impl Fn(&boot::Report)
 /// firmware state the controller was left in, and the driver's log.
 fn add_report_fields(v: &mut serde_json::Value, r: &boot::Report) {
     v["stage"] = r.stage.clone().into();
+    v["page_size"] = r.page_size.into();
+    v["timebase"] = r.timebase.clone().into();
     v["violations"] = serde_json::to_value(&r.violations).unwrap_or_default();
     v["targets"] = serde_json::to_value(&r.targets).unwrap_or_default();
     v["firmware_state"] = serde_json::to_value(&r.firmware_state).unwrap_or_default();
@@ -787,6 +801,10 @@ fn prepare(
         page_size: match args.page_size {
             PageSize::K16 => 16384,
             PageSize::K4 => 4096,
+        },
+        timebase: match args.timebase {
+            TimebaseArg::AppleSilicon => dkraid_testbed::timebase::Timebase::APPLE_SILICON,
+            TimebaseArg::Intel => dkraid_testbed::timebase::Timebase::INTEL,
         },
         device,
         action,

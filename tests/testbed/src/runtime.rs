@@ -133,6 +133,32 @@ pub extern "C" fn dksim_now_ns() -> u64 {
     sched::now_ns()
 }
 
+/// `mach_absolute_time()`: virtual time in the simulated Mac's ticks.
+#[no_mangle]
+pub extern "C" fn dksim_mach_absolute_time() -> u64 {
+    let timebase = with_world(|w| w.timebase);
+    timebase.ns_to_ticks(sched::now_ns())
+}
+
+/// `mach_timebase_info()`: the tick, as numer/denom nanoseconds.
+#[no_mangle]
+pub extern "C" fn dksim_mach_timebase_info(numer: *mut u32, denom: *mut u32) -> i32 {
+    if numer.is_null() || denom.is_null() {
+        return IOReturn::kIOReturnBadArgument.0;
+    }
+    let timebase = with_world(|w| {
+        w.timebase_asked = true;
+        w.timebase
+    });
+    // SAFETY: both pointers were checked non-NULL; the shim passes the fields of the caller's
+    // mach_timebase_info struct.
+    unsafe {
+        *numer = timebase.numer;
+        *denom = timebase.denom;
+    }
+    OK
+}
+
 #[no_mangle]
 pub extern "C" fn dksim_page_size() -> u64 {
     with_world(|w| w.memory.page_size)
@@ -308,8 +334,8 @@ pub extern "C" fn dksim_timer_create(queue: u64, out: *mut u64) -> i32 {
 }
 
 #[no_mangle]
-pub extern "C" fn dksim_timer_wake_at(timer: u64, action: Obj, deadline_ns: u64) -> i32 {
-    kernel::timer_wake_at(timer, action as usize, deadline_ns)
+pub extern "C" fn dksim_timer_wake_at(timer: u64, action: Obj, clock: u64, deadline: u64) -> i32 {
+    kernel::timer_wake_at(timer, action as usize, clock, deadline)
 }
 
 #[no_mangle]

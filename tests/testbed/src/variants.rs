@@ -107,6 +107,24 @@ pub const VARIANTS: &[Variant] = &[
         scenario: None,
     },
     Variant {
+        name: "ticks-as-nanoseconds",
+        macro_name: "DKRAID_VARIANT_TICKS_AS_NANOSECONDS",
+        description: "mach_absolute_time ticks taken for nanoseconds (no mach_timebase_info): \
+                      timeouts fire 41.7x late on Apple silicon",
+        expected_rule: "MachTicksWithoutTimebase",
+        stage: "full",
+        scenario: None,
+    },
+    Variant {
+        name: "seed-device-management",
+        macro_name: "DKRAID_VARIANT_SEED_DEVICE_MANAGEMENT",
+        description: "UserDoesHBAPerformDeviceManagement in the seed's style: `bool ret = TRUE; \
+                      return ret;` (an error, and *result never set)",
+        expected_rule: "UserQueryFailed",
+        stage: "pipeline",
+        scenario: None,
+    },
+    Variant {
         name: "short-inquiry",
         macro_name: "DKRAID_VARIANT_SHORT_INQUIRY",
         description: "a standard INQUIRY transfers 5 bytes whatever was asked (stage 1)",

@@ -140,6 +140,10 @@ pub const SDK_QUEUE_NAME_MACROS: &[(&str, &str)] =
 pub struct World {
     pub stage: dkraid_core::Stage,
     pub memory: Memory,
+    /// `mach_timebase_info` of the simulated Mac (`crate::timebase`).
+    pub timebase: crate::timebase::Timebase,
+    /// Whether the dext asked for the timebase (`mach_timebase_info`).
+    pub timebase_asked: bool,
     pub queues: BTreeMap<u64, Queue>,
     next_queue: u64,
     pub default_queue: u64,
@@ -181,6 +185,8 @@ impl World {
         World {
             stage,
             memory: Memory::new(page_size),
+            timebase: crate::timebase::Timebase::APPLE_SILICON,
+            timebase_asked: false,
             queues: BTreeMap::new(),
             next_queue: 1,
             default_queue: 0,

@@ -96,6 +96,45 @@ fn verify_survives_a_firmware_stall_longer_than_the_task_timeout() {
     assert!(r["retries"].as_u64().unwrap() > 0, "the timed-out I/Os were retried");
 }
 
+/// When the first "task N timed out" line came, relative to the stall's start.
+fn timeout_after_stall_ns(r: &Value) -> u64 {
+    let stall_at = r["faults"][0]["virtual_ns"].as_u64().unwrap();
+    let timed_out = r["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["message"].as_str().unwrap_or("").contains("timed out"))
+        .unwrap_or_else(|| panic!("no task timed out during a 40 s stall: {:#}", r["logs"]));
+    timed_out["time_ns"].as_u64().unwrap() - stall_at
+}
+
+#[test]
+fn the_30_s_task_timeout_fires_after_30_s_on_apple_silicon_and_intel_ticks() {
+    // mach_absolute_time counts 24 MHz ticks on Apple silicon (125/3 ns): a driver that takes
+    // them for nanoseconds times out 41.7x late, after the 40 s stall is long over.
+    for timebase in ["apple-silicon", "intel"] {
+        let r = verify(
+            "4MiB",
+            &[
+                "--block",
+                "64KiB",
+                "--qd",
+                "4",
+                "--stall-firmware",
+                "40000:50",
+                "--timebase",
+                timebase,
+            ],
+        );
+        let after = timeout_after_stall_ns(&r);
+        assert!(
+            (30_000_000_000..30_500_000_000).contains(&after),
+            "{timebase}: the task timed out {after} ns after the stall began, not 30 s"
+        );
+        assert_eq!(r["timebase"].as_str().unwrap().split(' ').next(), Some(timebase));
+    }
+}
+
 #[test]
 fn verify_survives_dropped_replies() {
     let r = verify("4MiB", &["--block", "64KiB", "--qd", "4", "--drop-replies", "3"]);

@@ -9,6 +9,7 @@
 #include <PCIDriverKit/PCIDriverKit.h>
 #include <SCSIControllerDriverKit/SCSIControllerDriverKit.h>
 #include <dksim/runtime.h>
+#include <mach/mach_time.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,12 +54,30 @@ extern "C" void IODelay(uint64_t microseconds)
     dksim_sleep_ns(microseconds * 1000ull);
 }
 
+/* Ticks of the simulated Mac's timebase, not nanoseconds (mach/mach_time.h). */
 extern "C" uint64_t mach_absolute_time(void)
 {
     dksim_enter("mach_absolute_time");
-    return dksim_now_ns();
+    return dksim_mach_absolute_time();
 }
 
+/* The simulated Mac never sleeps: continuous time is absolute time. */
+extern "C" uint64_t mach_continuous_time(void)
+{
+    dksim_enter("mach_continuous_time");
+    return dksim_mach_absolute_time();
+}
+
+extern "C" kern_return_t mach_timebase_info(mach_timebase_info_t info)
+{
+    dksim_enter("mach_timebase_info");
+    if (info == nullptr) {
+        return kIOReturnBadArgument;
+    }
+    return dksim_mach_timebase_info(&info->numer, &info->denom);
+}
+
+/* CLOCK_UPTIME_RAW and CLOCK_MONOTONIC_RAW are nanoseconds of the same virtual clock. */
 extern "C" uint64_t clock_gettime_nsec_np(int clock_id)
 {
     (void)clock_id;
@@ -566,13 +585,13 @@ kern_return_t IOTimerDispatchSource::SetHandler(OSAction *action)
 kern_return_t IOTimerDispatchSource::WakeAtTime(uint64_t options, uint64_t deadline,
                                                 uint64_t leeway)
 {
-    (void)options;
     (void)leeway;
     dksim_enter("IOTimerDispatchSource::WakeAtTime");
     if (dksimAction == nullptr) {
         return kIOReturnNotReady;
     }
-    return dksim_timer_wake_at(dksimHandle, dksimAction, deadline);
+    /* The runtime reads the deadline in the clock `options` names (ticks or ns). */
+    return dksim_timer_wake_at(dksimHandle, dksimAction, options, deadline);
 }
 
 kern_return_t IOTimerDispatchSource::Cancel(IODispatchSourceCancelHandler handler)
@@ -1029,10 +1048,23 @@ kern_return_t IOUserClient::CopyClientEntitlements(OSDictionary **entitlements)
     }
     uint32_t count = dksim_client_entitlement_count(this);
     OSDictionary *d = OSDictionary::withCapacity(count);
+    /* Each entitlement is "key" (a boolean true) or "key=value" (a string, such as the
+     * com.apple.developer.team-identifier the system puts in a team-signed binary). */
     for (uint32_t i = 0; i < count; i++) {
-        const char *name = dksim_client_entitlement_at(this, i);
-        if (name != nullptr) {
-            d->setObject(name, kOSBooleanTrue);
+        const char *entry = dksim_client_entitlement_at(this, i);
+        if (entry == nullptr) {
+            continue;
+        }
+        const char *equals = strchr(entry, '=');
+        if (equals == nullptr) {
+            d->setObject(entry, kOSBooleanTrue);
+            continue;
+        }
+        std::string key(entry, (size_t)(equals - entry));
+        OSString *value = OSString::withCString(equals + 1);
+        if (value != nullptr) {
+            d->setObject(key.c_str(), value);
+            value->release();
         }
     }
     *entitlements = d;

@@ -4,7 +4,7 @@
 //! here bound to the queue's handle; `SetHandler`, `SetEnableWithCompletion` and `Cancel` update
 //! it. When the device raises vector *v*, every live source with index *v* gets one work item
 //! on its queue that calls the handler — the dext's `InterruptOccurred(action, count, time)` —
-//! with `count` the number of raises it covers and `time` the virtual time of the first. While
+//! with `count` the number of raises it covers and `time` the mach_absolute_time (ticks) of the first. While
 //! an item is posted and has not run yet, further raises only bump its count (coalescing, as
 //! DriverKit's dispatch source does). A raise while the source is disabled is latched and
 //! delivered when it is enabled again; a cancelled source never fires, and an item already
@@ -237,7 +237,9 @@ fn deliver(handle: u64) -> world::Work {
         let Some((handler, count, time)) = call else { return };
         world::traced("InterruptOccurred", || match handler {
             Handler::Action(action) => {
-                let args = [count, time];
+                // A dext's handler gets the time in mach ticks (mach_absolute_time's clock).
+                let ticks = with_world(|w| w.timebase).ns_to_ticks(time);
+                let args = [count, ticks];
                 // SAFETY: the shim keeps the action retained while it is installed on the
                 // source; Cancel and free() clear it here before releasing it, and the handler
                 // was read from the live source just now, with no scheduling point since.

@@ -29,7 +29,8 @@ void IODelay(uint64_t microseconds);
 /* The number of bytes in a virtual memory page: 16 KiB on Apple silicon, 4 KiB on Intel. */
 extern uint64_t IOVMPageSize;
 
-/* <mach/mach_time.h>: the test-bed's timebase is 1 tick = 1 ns of virtual time. */
+/* <mach/mach_time.h>: mach_absolute_time() counts ticks of the simulated Mac's timebase
+ * (Apple silicon: 125/3 ns; see mach/mach_time.h). */
 uint64_t mach_absolute_time(void);
 /* <time.h> (Darwin): CLOCK_UPTIME_RAW in nanoseconds. */
 #ifndef CLOCK_UPTIME_RAW

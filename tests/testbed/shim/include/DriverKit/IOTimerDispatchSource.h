@@ -4,9 +4,16 @@
 #pragma once
 #include <DriverKit/IODispatchSource.h>
 
+/* The SDK's clock ids (xnu iokit/DriverKit/IOTimerDispatchSource.iig). MachAbsoluteTime and
+ * MachContinuousTime deadlines are in mach ticks (125/3 ns on Apple silicon); UptimeRaw and
+ * MonotonicRaw deadlines are in nanoseconds. */
 enum {
-    kIOTimerClockMachAbsoluteTime = 0x00000000,
-    kIOTimerClockMonotonicRaw = 0x00000001,
+    kIOTimerClockUptimeRaw = 0x88ull,
+    kIOTimerClockMonotonicRaw = 0x84ull,
+    kIOTimerClockRealTime = 0x80ull,
+    kIOTimerClockWallTime = 0x80ull,
+    kIOTimerClockMachAbsoluteTime = 0xC8ull,
+    kIOTimerClockMachContinuousTime = 0xC4ull,
 };
 
 class IOTimerDispatchSource : public IODispatchSource {

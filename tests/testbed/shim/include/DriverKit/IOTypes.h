@@ -3,6 +3,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* <mach/boolean.h>, which the SDK's headers bring in. */
+#ifndef TRUE
+#define TRUE 1
+#endif
+#ifndef FALSE
+#define FALSE 0
+#endif
+
 typedef uint64_t IOVirtualAddress;
 typedef uint64_t IOByteCount;
 

@@ -27,6 +27,8 @@ extern "C" {
 void dksim_enter(const char *call);
 void dksim_sleep_ns(uint64_t ns);
 uint64_t dksim_now_ns(void);
+uint64_t dksim_mach_absolute_time(void);
+kern_return_t dksim_mach_timebase_info(uint32_t *numer, uint32_t *denom);
 uint64_t dksim_page_size(void);
 void dksim_log(int level, const char *message, size_t length);
 
@@ -57,7 +59,8 @@ void dksim_parallel_task_completion(OSObject *service, OSAction *action, const v
 
 /* Timers and interrupts. */
 kern_return_t dksim_timer_create(uint64_t queue, uint64_t *out_timer);
-kern_return_t dksim_timer_wake_at(uint64_t timer, OSAction *action, uint64_t deadline_ns);
+kern_return_t dksim_timer_wake_at(uint64_t timer, OSAction *action, uint64_t clock,
+                                  uint64_t deadline);
 void dksim_timer_cancel(uint64_t timer);
 /* IOInterruptDispatchSource: a source for the provider's interrupt `index` (the device's MSI-X
  * vector) delivering on `queue`. The runtime calls the handler action with args
