@@ -33,7 +33,8 @@ enum {
 struct DkRaidUserClient_IVars {
     DkRaidController *controller;
     IODispatchQueue *externalMethodQueue;
-    /* The owning task holds kDkRaidAdminEntitlement (read once, in Start). */
+    /* The owning task may run destructive commands: it holds kDkRaidAdminEntitlement and is
+     * signed by the driver's team (decided once, in Start, by dk_admin_authorise). */
     bool entitled;
 };
 
@@ -186,21 +187,42 @@ void DkRaidUserClient::free()
     super::free();
 }
 
-/* Whether the owning task holds the admin entitlement (a boolean true). */
-static bool HoldsAdminEntitlement(DkRaidUserClient *client)
+/* The client's team, as the system put it in its entitlements when the binary was signed by a
+ * team (a provisioning profile must allow it), and the team this driver was built for. */
+#define kDkRaidTeamIdentifierEntitlement "com.apple.developer.team-identifier"
+#define kDkRaidAdminTeamIdentifierKey "DkRaidAdminTeamIdentifier"
+
+/* Whether the owning task may run the destructive admin commands: the core decides
+ * (dk_admin_authorise) from the admin entitlement, the client's team identifier and the team
+ * named by the controller's personality. Anything missing is "no". */
+static uint32_t AuthoriseClient(DkRaidUserClient *client, IOService *provider)
 {
+    OSDictionary *properties = nullptr;
+    const OSString *driverTeam = nullptr;
+    if (provider->CopyProperties(&properties) == kIOReturnSuccess && properties != nullptr) {
+        driverTeam = OSDynamicCast(OSString, properties->getObject(kDkRaidAdminTeamIdentifierKey));
+    }
     OSDictionary *entitlements = nullptr;
     kern_return_t ret = client->CopyClientEntitlements(&entitlements);
-    if (ret != kIOReturnSuccess || entitlements == nullptr) {
-        if (ret != kIOReturnSuccess) {
-            LogUserClientFailure("CopyClientEntitlements", ret);
-        }
-        return false;
+    if (ret != kIOReturnSuccess) {
+        LogUserClientFailure("CopyClientEntitlements", ret);
     }
-    OSBoolean *value = OSDynamicCast(OSBoolean, entitlements->getObject(kDkRaidAdminEntitlement));
-    bool held = value != nullptr && value->isTrue();
-    entitlements->release();
-    return held;
+    bool configure = false;
+    const OSString *clientTeam = nullptr;
+    if (ret == kIOReturnSuccess && entitlements != nullptr) {
+        /* Only a boolean true counts: a string "true" or a number is not the entitlement. */
+        OSBoolean *value = OSDynamicCast(OSBoolean, entitlements->getObject(kDkRaidAdminEntitlement));
+        configure = value != nullptr && value->isTrue();
+        clientTeam = OSDynamicCast(OSString, entitlements->getObject(kDkRaidTeamIdentifierEntitlement));
+    }
+    uint32_t decision = dk_admin_authorise(
+        configure ? 1u : 0u, clientTeam != nullptr ? clientTeam->getCStringNoCopy() : nullptr,
+        clientTeam != nullptr ? clientTeam->getLength() : 0,
+        driverTeam != nullptr ? driverTeam->getCStringNoCopy() : nullptr,
+        driverTeam != nullptr ? driverTeam->getLength() : 0);
+    OSSafeReleaseNULL(entitlements);
+    OSSafeReleaseNULL(properties);
+    return decision;
 }
 
 kern_return_t IMPL(DkRaidUserClient, Start)
@@ -224,9 +246,11 @@ kern_return_t IMPL(DkRaidUserClient, Start)
         LogUserClientFailure("Start: the ExternalMethod queue", ret);
         return ret;
     }
-    ivars->entitled = HoldsAdminEntitlement(this);
+    uint32_t decision = AuthoriseClient(this, provider);
+    ivars->entitled = decision == DK_ADMIN_AUTH_GRANTED;
+    const char *reason = dk_admin_auth_reason(decision);
     os_log(OS_LOG_DEFAULT, "dkraid: user client opened (%{public}s)",
-           ivars->entitled ? "admin entitlement held" : "read-only: no " kDkRaidAdminEntitlement);
+           reason != nullptr ? reason : "read-only");
     return kIOReturnSuccess;
 }
 

@@ -291,6 +291,23 @@ dk_ioreturn dk_target_work_done(dk_core *core, const dk_target_work *work, dk_io
  * dk_service soon after (the dext arms its timer for now). */
 dk_ioreturn dk_admin_submit(dk_core *core, uint64_t owner, const uint8_t *request, size_t length,
                             bool entitled, uint32_t *out_ticket);
+/* Whether a user client's owner may run the destructive admin commands (the `entitled` of
+ * dk_admin_submit): it must hold org.dkraid.admin.configure as a boolean true
+ * (`holds_configure` != 0) AND be signed by the driver's own team — its
+ * com.apple.developer.team-identifier entitlement (`client_team`, `client_team_length` bytes;
+ * NULL when absent), which the system validates against the provisioning profile, must equal
+ * `driver_team` (the personality's DkRaidAdminTeamIdentifier; NULL when absent). A driver
+ * team that is not 10 characters of A-Z and 0-9 grants nothing. Returns DK_ADMIN_AUTH_*. */
+#define DK_ADMIN_AUTH_GRANTED 0u
+#define DK_ADMIN_AUTH_NO_CONFIGURE_ENTITLEMENT 1u
+#define DK_ADMIN_AUTH_NO_TEAM_IDENTIFIER 2u
+#define DK_ADMIN_AUTH_WRONG_TEAM 3u
+#define DK_ADMIN_AUTH_DRIVER_TEAM_MISSING 4u
+uint32_t dk_admin_authorise(uint32_t holds_configure, const char *client_team,
+                            size_t client_team_length, const char *driver_team,
+                            size_t driver_team_length);
+/* A static, NUL-terminated explanation of a DK_ADMIN_AUTH_* code (NULL for another value). */
+const char *dk_admin_auth_reason(uint32_t code);
 /* The next ticket whose response became ready and was not yet reported here (each ticket is
  * reported once); *out_bytes its response's size. kIOReturnNotFound: none. */
 dk_ioreturn dk_admin_next_ready(dk_core *core, uint32_t *out_ticket, uint32_t *out_bytes);

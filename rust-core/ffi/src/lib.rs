@@ -650,6 +650,45 @@ pub unsafe extern "C" fn dk_admin_submit(
     }
 }
 
+/// Whether a user client's owner may run destructive admin commands (`dkraid.h`).
+///
+/// # Safety
+/// `client_team` and `driver_team` each NULL or `*_length` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn dk_admin_authorise(
+    holds_configure: u32,
+    client_team: *const core::ffi::c_char,
+    client_team_length: usize,
+    driver_team: *const core::ffi::c_char,
+    driver_team_length: usize,
+) -> u32 {
+    // SAFETY: forwarded from the caller: NULL or `client_team_length` readable bytes.
+    let client = unsafe { optional_bytes(client_team, client_team_length) };
+    // SAFETY: forwarded from the caller: NULL or `driver_team_length` readable bytes.
+    let driver = unsafe { optional_bytes(driver_team, driver_team_length) };
+    dkraid_core::admin::authorise(holds_configure != 0, client, driver) as u32
+}
+
+/// A static explanation of a `DK_ADMIN_AUTH_*` code; NULL for another value.
+#[no_mangle]
+pub extern "C" fn dk_admin_auth_reason(code: u32) -> *const core::ffi::c_char {
+    match dkraid_core::admin::Authorisation::from_code(code) {
+        Some(a) => a.c_reason().as_ptr(),
+        None => core::ptr::null(),
+    }
+}
+
+/// # Safety
+/// `p` NULL or `length` readable bytes that outlive `'a`.
+unsafe fn optional_bytes<'a>(p: *const core::ffi::c_char, length: usize) -> Option<&'a [u8]> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL (checked); the caller promises `length` readable bytes; u8 has no
+    // alignment requirement.
+    Some(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), length) })
+}
+
 /// The next ticket whose response became ready and was not reported yet.
 ///
 /// # Safety

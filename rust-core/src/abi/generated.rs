@@ -35,6 +35,11 @@ pub const DK_TMF_LUN_RESET: u32 = 5;
 pub const DK_TMF_TARGET_RESET: u32 = 6;
 pub const DK_ADMIN_SLOTS: u32 = 4;
 pub const DK_ADMIN_MAX_RESPONSE: u32 = 4096;
+pub const DK_ADMIN_AUTH_GRANTED: u32 = 0;
+pub const DK_ADMIN_AUTH_NO_CONFIGURE_ENTITLEMENT: u32 = 1;
+pub const DK_ADMIN_AUTH_NO_TEAM_IDENTIFIER: u32 = 2;
+pub const DK_ADMIN_AUTH_WRONG_TEAM: u32 = 3;
+pub const DK_ADMIN_AUTH_DRIVER_TEAM_MISSING: u32 = 4;
 pub type dk_ioreturn = i32;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]

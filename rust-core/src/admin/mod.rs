@@ -12,7 +12,9 @@
 //! - [`engine`]: where a request is carried out: slots, tickets, the firmware's management
 //!   requests and their replies.
 //! - [`stats`]: the I/O statistics `IO_STATS` reports.
+//! - [`authorise`]: who may run the destructive commands (the entitlement and the team).
 
+pub mod authorise;
 pub mod decode;
 pub mod encode;
 pub mod engine;
@@ -24,6 +26,7 @@ mod engine_tests;
 #[cfg(test)]
 mod tests;
 
+pub use authorise::{authorise, Authorisation};
 pub use decode::{
     decode_list, decode_request, decode_response, level_minimum_drives, AdminError, Body, Request,
     Response,

@@ -323,6 +323,35 @@ fn destructive_commands_need_the_admin_entitlement() {
 }
 
 #[test]
+fn the_admin_key_alone_is_not_enough_the_client_must_be_signed_by_the_drivers_team() {
+    // Any locally signed binary can claim org.dkraid.admin.configure; only a binary signed by
+    // the driver's own team carries that team's com.apple.developer.team-identifier.
+    let server = Server::start("team", &["--stage", "full"]);
+    let out = raidctl(&server.socket, &["--team-id", "OTHERTEAM1", "/c0/v0", "del"]);
+    assert_eq!(out.status.code(), Some(4), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("com.apple.developer.team-identifier"), "{}", stderr(&out));
+    ok(&raidctl(&server.socket, &["--team-id", "OTHERTEAM1", "/c0/vall", "show"]), "read-only");
+    // The driver's team (the test-bed's DEVELOPMENT_TEAM, raidctl's default) may.
+    ok(&raidctl(&server.socket, &["--team-id", "DKRAIDTEAM", "/c0/v0", "del"]), "own team");
+    let report = server.shutdown();
+    assert_eq!(report["violations"], Value::Array(vec![]), "{report}");
+    let logs = report["logs"].as_array().map(|l| format!("{l:?}")).unwrap_or_default();
+    assert!(logs.contains("signed by another team than the driver's"), "{logs}");
+}
+
+#[test]
+fn a_driver_built_without_a_team_grants_no_destructive_command() {
+    // Fail closed: the personality's DkRaidAdminTeamIdentifier is an unexpanded or empty
+    // build setting.
+    let server = Server::start("noteam", &["--stage", "full", "--set", "DEVELOPMENT_TEAM="]);
+    let out = raidctl(&server.socket, &["/c0/v0", "del"]);
+    assert_eq!(out.status.code(), Some(4), "{}{}", stdout(&out), stderr(&out));
+    let report = server.shutdown();
+    let logs = report["logs"].as_array().map(|l| format!("{l:?}")).unwrap_or_default();
+    assert!(logs.contains("no valid DkRaidAdminTeamIdentifier"), "{logs}");
+}
+
+#[test]
 fn no_server_is_an_error_a_person_can_act_on() {
     let dir = std::env::temp_dir().join(format!("dkraid-admin-none-{}", std::process::id()));
     let out = raidctl(&dir.join("missing.sock"), &["/c0", "show"]);

@@ -1,5 +1,5 @@
 //! The command line, StorCLI style:
-//! `raidctl [--socket PATH] [--json] [--unentitled] <object-path> <verb...> [J]`.
+//! `raidctl [--socket PATH] [--json] [--unentitled | --team-id ID] <object-path> <verb...> [J]`.
 //! Parsed by hand: the grammar (an object path, then verb words and `key=value` pairs, then an
 //! optional `J`) is StorCLI's, not a conventional flag syntax.
 
@@ -24,7 +24,7 @@ pub const DEFAULT_BLOCK_SIZE: u32 = 512;
 pub const HELP: &str = "\
 raidctl — dkraid's RAID admin tool (StorCLI vocabulary)
 
-usage: raidctl [--socket PATH] [--json] [--unentitled] <object-path> <verb...> [J]
+usage: raidctl [--socket PATH] [--json] [--unentitled | --team-id ID] <object-path> <verb...> [J]
 
 objects and verbs:
   /c0 show                          the controller and its bring-up stage
@@ -46,8 +46,10 @@ options:
   --socket PATH   talk to the test-bed (`dkraid-sim serve --socket PATH`) instead of the
                   driver (macOS: IOKit)
   --json, J       JSON instead of tables (--follow: one JSON object per line)
-  --unentitled    (--socket) connect without the admin entitlement org.dkraid.admin.configure,
-                  as an unsigned copy would
+  --unentitled    (--socket) connect without any entitlement, as an unsigned copy would
+  --team-id ID    (--socket) connect as a copy signed by team ID (10 characters A-Z, 0-9;
+                  default DKRAIDTEAM, the test-bed's DEVELOPMENT_TEAM): destructive commands
+                  need org.dkraid.admin.configure AND the driver's own team
   -h, --help      this text;   -V, --version   the version
 
 event names (--until): drive-failed, volume-degraded, rebuild-started, rebuild-progress,
@@ -59,7 +61,8 @@ exit codes:
   0 ok
   2 usage: an invalid path, verb or value
   3 no test-bed server at the socket, or the driver is not loaded
-  4 permission denied: the command needs the entitlement org.dkraid.admin.configure
+  4 permission denied: the command needs the entitlement org.dkraid.admin.configure and a
+    binary signed by the driver's team
   5 the controller refused the command (no such volume or drive, drive in use, bad level...)
   6 busy or not ready: try again
   7 protocol or transport error (a response that does not parse, a broken socket, a timeout)
@@ -124,6 +127,8 @@ pub struct Invocation {
     pub socket: Option<PathBuf>,
     pub json: bool,
     pub unentitled: bool,
+    /// (--socket) the team the modelled binary is signed by; None: the default team.
+    pub team_id: Option<String>,
     pub command: Command,
 }
 
@@ -407,6 +412,7 @@ where
     let mut socket = None;
     let mut json = false;
     let mut unentitled = false;
+    let mut team_id = None;
     let mut ev = EventOptions::default();
     let mut positional: Vec<String> = Vec::new();
     let mut args = args.into_iter().map(Into::into);
@@ -423,14 +429,22 @@ where
             "--json" => json = true,
             "--unentitled" => unentitled = true,
             "--follow" => ev.follow = true,
-            "--socket" | "--until" => {
+            "--socket" | "--until" | "--team-id" => {
                 let value = match inline {
                     Some(v) => v,
                     None => {
                         args.next().ok_or_else(|| Error::usage(format!("{name} needs a value")))?
                     }
                 };
-                if name == "--socket" {
+                if name == "--team-id" {
+                    if !is_team_identifier(&value) {
+                        return Err(Error::usage(format!(
+                            "invalid --team-id {value:?}: a team identifier is 10 characters \
+                             of A-Z and 0-9"
+                        )));
+                    }
+                    team_id = Some(value);
+                } else if name == "--socket" {
                     if value.is_empty() {
                         return Err(Error::usage("--socket needs a path"));
                     }
@@ -453,7 +467,7 @@ where
             {
                 return Err(Error::usage(format!(
                     "unknown option {arg}; valid: --socket PATH, --json, --unentitled, \
-                     --follow, --until=EVENT, --help, --version"
+                     --team-id ID, --follow, --until=EVENT, --help, --version"
                 )))
             }
             _ => positional.push(arg),
@@ -472,8 +486,18 @@ where
     if !path.starts_with('/') {
         return Err(invalid_path(path, "an object path starts with /c0"));
     }
+    if unentitled && team_id.is_some() {
+        return Err(Error::usage(
+            "--unentitled and --team-id contradict each other: an unsigned copy has no team",
+        ));
+    }
     let command = parse_command(path, words, &ev)?;
-    Ok(Parsed::Run(Invocation { socket, json, unentitled, command }))
+    Ok(Parsed::Run(Invocation { socket, json, unentitled, team_id, command }))
+}
+
+/// Apple team identifiers: 10 characters of A-Z and 0-9.
+pub fn is_team_identifier(id: &str) -> bool {
+    id.len() == 10 && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -570,6 +594,16 @@ mod tests {
         assert!(!inv.unentitled);
         let inv = run("/c0/v0 show --json --unentitled --socket=/x");
         assert!(inv.json && inv.unentitled);
+        assert_eq!(run("/c0 show --team-id OTHERTEAM1").team_id.as_deref(), Some("OTHERTEAM1"));
+        for bad in [
+            "--team-id short",
+            "--team-id lowercase1",
+            "--team-id=",
+            "--unentitled --team-id DKRAIDTEAM",
+        ] {
+            let args: Vec<&str> = bad.split(' ').chain(["/c0", "show"]).collect();
+            assert_eq!(parse(args).unwrap_err().kind, ErrorKind::Usage, "{bad}");
+        }
         assert_eq!(inv.socket, Some(PathBuf::from("/x")));
         assert!(!run("/c0 show").json);
         assert_eq!(parse(["--help"]).unwrap(), Parsed::Help);

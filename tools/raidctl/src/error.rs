@@ -7,6 +7,11 @@ use dkraid_core::IOReturn;
 
 /// The admin entitlement: destructive commands need it.
 pub const ADMIN_ENTITLEMENT: &str = "org.dkraid.admin.configure";
+/// The entitlement the system puts in a binary signed by a team (validated against its
+/// provisioning profile): the driver requires its own team's.
+pub const TEAM_ENTITLEMENT: &str = "com.apple.developer.team-identifier";
+/// The team the test-bed's driver is built for (its default DEVELOPMENT_TEAM).
+pub const DEFAULT_TEAM: &str = "DKRAIDTEAM";
 
 /// What kind of failure, and so which exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +83,8 @@ impl Error {
                 ErrorKind::Permission,
                 format!(
                     "permission denied: {cmd} changes the configuration and needs the admin \
-                     entitlement {ADMIN_ENTITLEMENT} (NotPermitted)"
+                     entitlement {ADMIN_ENTITLEMENT} in a binary signed by the driver's own team \
+                     ({TEAM_ENTITLEMENT}) (NotPermitted)"
                 ),
             ),
             status::BUSY => (

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use raidctl::cli::{self, Invocation, Parsed};
-use raidctl::error::{Error, ErrorKind, ADMIN_ENTITLEMENT};
+use raidctl::error::{Error, ErrorKind, ADMIN_ENTITLEMENT, DEFAULT_TEAM, TEAM_ENTITLEMENT};
 use raidctl::transport::Transport;
 use raidctl::{run, Client};
 
@@ -12,8 +12,14 @@ fn transport(inv: &Invocation) -> Result<Box<dyn Transport>, Error> {
     if let Some(path) = &inv.socket {
         #[cfg(unix)]
         {
-            let entitlements =
-                if inv.unentitled { vec![] } else { vec![ADMIN_ENTITLEMENT.to_string()] };
+            // What a copy of raidctl signed by a team would hold: the admin key, and the team
+            // identifier the system adds (an unsigned copy holds neither).
+            let team = inv.team_id.as_deref().unwrap_or(DEFAULT_TEAM);
+            let entitlements = if inv.unentitled {
+                vec![]
+            } else {
+                vec![ADMIN_ENTITLEMENT.to_string(), format!("{TEAM_ENTITLEMENT}={team}")]
+            };
             return Ok(Box::new(raidctl::transport::SocketTransport::new(path, entitlements)));
         }
         #[cfg(not(unix))]
@@ -26,10 +32,10 @@ fn transport(inv: &Invocation) -> Result<Box<dyn Transport>, Error> {
     }
     #[cfg(target_os = "macos")]
     {
-        if inv.unentitled {
+        if inv.unentitled || inv.team_id.is_some() {
             eprintln!(
-                "raidctl: --unentitled applies to --socket only; IOKit sees this program's own \
-                 entitlements"
+                "raidctl: --unentitled and --team-id apply to --socket only; IOKit sees this \
+                 program's own signature and entitlements"
             );
         }
         Ok(Box::new(raidctl::iokit::IoKitTransport::new()))

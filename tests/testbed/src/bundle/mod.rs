@@ -357,6 +357,9 @@ pub struct BuildSettings(pub BTreeMap<String, String>);
 /// build uses its team's reverse-DNS prefix).
 pub const DEFAULT_DEXT_BUNDLE_ID: &str = "org.dkraid.driver";
 
+/// The development team in the default build settings (10 characters, as Apple's are).
+pub const DEFAULT_DEVELOPMENT_TEAM: &str = "DKRAIDTEAM";
+
 impl Default for BuildSettings {
     fn default() -> Self {
         let pairs = [
@@ -368,6 +371,9 @@ impl Default for BuildSettings {
             ("MARKETING_VERSION", "0.1.0"),
             ("CURRENT_PROJECT_VERSION", "1"),
             ("DEVELOPMENT_LANGUAGE", "en"),
+            // The team the driver is built for: destructive admin commands need a client
+            // signed by it (DkRaidAdminTeamIdentifier; raidctl's default --team-id).
+            ("DEVELOPMENT_TEAM", DEFAULT_DEVELOPMENT_TEAM),
         ];
         BuildSettings(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
