@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dkraid_core::abi;
 use dkraid_core::admin::stats::{IoKind, IoStatsTable, Started};
 use dkraid_core::firmware::wire::{
-    fw_state, reg, reply_flags, InitFrame, ReplyDescriptor, RequestDescriptor, RequestFrame,
+    fw_state, reg, InitFrame, ReplyDescriptor, ReplyFlags, RequestDescriptor, RequestFrame,
 };
 use dkraid_core::firmware::{Firmware, Step};
 use dkraid_core::limits::{FrameLayout, PageSize};
@@ -106,7 +106,7 @@ fn bench(c: &mut Criterion) {
     };
     task.fCommandDescriptorBlock[..10].copy_from_slice(&[0x28, 0, 0, 0, 0, 8, 0, 0, 8, 0]);
     let mut producer: u16 = 0;
-    let mut phase = reply_flags::PHASE;
+    let mut phase = ReplyFlags::PHASE.bits();
 
     let mut g = c.benchmark_group("firmware_path");
     g.throughput(Throughput::Elements(1));
@@ -141,7 +141,7 @@ fn bench(c: &mut Criterion) {
             producer += 1;
             if producer == entries {
                 producer = 0;
-                phase ^= reply_flags::PHASE;
+                phase ^= ReplyFlags::PHASE.bits();
             }
             p.regs[(reg::REPLY_PRODUCER / 4) as usize] = u32::from(producer);
             let mut n = 0;

@@ -238,7 +238,10 @@ impl Hardware {
                 // SCSI requires; a host retries it, and so does stage 2, a bounded number of times.
                 if done.reply.scsi_status == 0x02 && attempts < SINGLE_IO_ATTEMPTS {
                     let sense = self.firmware.control_sense();
-                    if done.reply.flags & crate::firmware::wire::reply_flags::SENSE_VALID != 0
+                    if done
+                        .reply
+                        .reply_flags()
+                        .contains(crate::firmware::wire::ReplyFlags::SENSE_VALID)
                         && sense[2] & 0x0f == 0x06
                     {
                         log::info!(

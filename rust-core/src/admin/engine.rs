@@ -571,7 +571,7 @@ impl AdminEngine {
             );
             return self.answer(i, status::DEVICE_ERROR);
         }
-        if reply.flags & fw::reply_flags::ABORTED != 0 {
+        if reply.reply_flags().contains(fw::ReplyFlags::ABORTED) {
             log::warn!("dkraid: admin {name}, ticket {ticket}: flushed by the firmware -> Busy");
             return self.answer(i, status::BUSY);
         }

@@ -470,7 +470,7 @@ fn a_reset_makes_the_sent_request_busy_and_a_failed_firmware_fails_them_all() {
     let t = e.submit(OWNER, &req(3, &Body::DriveList), true, ctx(&stats, Stage::Full)).unwrap();
     let (_, opcode, _) = e.next_to_send().unwrap();
     e.sent(t);
-    let reply = ReplyDescriptor::sealed(fw::CONTROL_SMID, 0, fw::reply_flags::ABORTED, 0, 1);
+    let reply = ReplyDescriptor::sealed(fw::CONTROL_SMID, 0, fw::ReplyFlags::ABORTED.bits(), 0, 1);
     e.firmware_done(opcode, &reply, &[], Stage::Full);
     let n = e.fetch(OWNER, t, &mut out).unwrap();
     assert_eq!(answer(&out[..n]).status, status::BUSY);
@@ -651,7 +651,7 @@ mod in_the_controller {
         answer_list_volumes(&mut c, &mut dev, &[0]);
         // Event 3 is announced; EVENTS_SINCE answers with nothing newer.
         let p = c.platform_mut();
-        dev.reply_tagged(p, fw::EVENT_SMID, 0, fw::reply_flags::EVENT, 3, 0);
+        dev.reply_tagged(p, fw::EVENT_SMID, 0, fw::ReplyFlags::EVENT.bits(), 3, 0);
         service(&mut c, 3_000);
         let sent = taken(&mut c, &mut dev);
         assert_eq!((sent[0].0, sent[0].1[0]), (mgmt::EVENTS_SINCE, 0));

@@ -16,8 +16,8 @@ use zerocopy::{FromBytes, IntoBytes};
 use super::reply::{Reply, ReplyRing, Tags};
 use super::request::{self, RequestError, RequestRing};
 use super::wire::{
-    doorbell, frame_layout, function, fw_state, reg, reply_flags, InitFrame, MgmtFrame,
-    ReplyDescriptor, RequestDescriptor, RequestFrame, CONTROL_SMID, INIT_MAGIC, INIT_VERSION,
+    doorbell, frame_layout, function, fw_state, reg, InitFrame, MgmtFrame, ReplyDescriptor,
+    ReplyFlags, RequestDescriptor, RequestFrame, CONTROL_SMID, INIT_MAGIC, INIT_VERSION,
 };
 use crate::abi;
 use crate::ioreturn::IOReturn;
@@ -517,11 +517,11 @@ impl Firmware {
             fBytesTransferred: u64::from(reply.transferred.get()),
             ..Default::default()
         };
-        if reply.flags & reply_flags::ABORTED != 0 {
+        if reply.reply_flags().contains(ReplyFlags::ABORTED) {
             r.fServiceResponse = abi::ServiceResponse::SERVICE_DELIVERY_OR_TARGET_FAILURE.0;
             r.fCompletionStatus = TASK_TIMEOUT;
             r.fBytesTransferred = 0;
-        } else if reply.flags & reply_flags::SENSE_VALID != 0 {
+        } else if reply.reply_flags().contains(ReplyFlags::SENSE_VALID) {
             if let Ok(frame) = pool.frame(task) {
                 let mut view = Region {
                     handle: frame.handle,

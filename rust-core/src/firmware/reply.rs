@@ -10,7 +10,7 @@
 
 use core::fmt;
 
-use super::wire::{reply_flags, ReplyDescriptor, CONTROL_SMID, EVENT_SMID};
+use super::wire::{ReplyDescriptor, ReplyFlags, CONTROL_SMID, EVENT_SMID};
 use crate::limits::MAX_TASK_COUNT;
 use crate::task_pool::{PoolError, SlotState, TaskId, TaskPool};
 
@@ -27,6 +27,8 @@ pub enum ReplyError {
     NotOutstanding { index: u16, task: TaskId, state: SlotState },
     /// The check word does not match the entry's other bytes: garbage, or a torn write.
     BadCheck { index: u16 },
+    /// The flags byte has bits outside [`ReplyFlags`] (`unknown`).
+    UnknownFlags { index: u16, unknown: u8 },
     /// The entry does not carry the tag issued for that SMID's submission in flight (`expected`
     /// 0: none is in flight): a reply for an earlier use of the ID, or a forgery.
     WrongTag { index: u16, smid: u16, expected: u32, found: u32 },
@@ -54,6 +56,11 @@ impl fmt::Display for ReplyError {
             ReplyError::BadCheck { index } => write!(
                 f,
                 "CorruptReply: reply entry {index} fails its check word (garbage or a torn write)"
+            ),
+            ReplyError::UnknownFlags { index, unknown } => write!(
+                f,
+                "UnknownReplyFlags: reply entry {index} sets flag bits {unknown:#04x}, which no \
+                 reply carries"
             ),
             ReplyError::WrongTag { index, smid, expected: 0, found } => write!(
                 f,
@@ -152,7 +159,7 @@ impl Tags {
 pub struct ReplyRing {
     entries: u16,
     consumer: u16,
-    phase: u8,
+    phase: ReplyFlags,
 }
 
 impl ReplyRing {
@@ -161,7 +168,7 @@ impl ReplyRing {
         if entries < 2 {
             None
         } else {
-            Some(ReplyRing { entries, consumer: 0, phase: reply_flags::PHASE })
+            Some(ReplyRing { entries, consumer: 0, phase: ReplyFlags::PHASE })
         }
     }
 
@@ -172,7 +179,7 @@ impl ReplyRing {
     /// After a controller reset both sides start over.
     pub fn reset(&mut self) {
         self.consumer = 0;
-        self.phase = reply_flags::PHASE;
+        self.phase = ReplyFlags::PHASE;
     }
 
     /// Consume every entry up to `producer`: `read(index)` fetches an entry from the ring's
@@ -203,14 +210,19 @@ impl ReplyRing {
             let reply = read(index);
             let smid = reply.smid.get();
             let tag = reply.tag.get();
-            if reply.flags & reply_flags::PHASE != self.phase {
+            let flags = reply.reply_flags();
+            if flags & ReplyFlags::PHASE != self.phase {
                 // Behind the producer yet not written in this lap: the producer was read over
                 // MMIO after the device's DMA writes (PCIe ordering), so this entry is garbage,
                 // not late. Dropped and consumed, so the replies behind it are not held up.
                 on(Reply::Dropped(ReplyError::StaleEntry { index }));
             } else if !reply.is_sealed() {
                 on(Reply::Dropped(ReplyError::BadCheck { index }));
-            } else if smid == EVENT_SMID && reply.flags & reply_flags::EVENT != 0 {
+            } else if ReplyFlags::from_bits(reply.flags).is_none() {
+                // Sealed, yet with bits no firmware of this interface writes.
+                let unknown = (flags - ReplyFlags::all()).bits();
+                on(Reply::Dropped(ReplyError::UnknownFlags { index, unknown }));
+            } else if smid == EVENT_SMID && flags.contains(ReplyFlags::EVENT) {
                 if tag == 0 {
                     on(Reply::Event(reply.transferred.get()));
                 } else {
@@ -231,7 +243,7 @@ impl ReplyRing {
             self.consumer += 1;
             if self.consumer == self.entries {
                 self.consumer = 0;
-                self.phase ^= reply_flags::PHASE;
+                self.phase ^= ReplyFlags::PHASE;
             }
         }
         self.consumer
@@ -375,6 +387,24 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_reply_with_flag_bits_no_reply_carries_completes_nothing() {
+        let (mut p, mut pool, mut tags) = pool(4, &[1]);
+        let mut ring = ReplyRing::new(8).unwrap();
+        let tag = tags.expected(1);
+        let phase = ReplyFlags::PHASE.bits();
+        let entries = [
+            // Sealed by a device that set a reserved bit: not trusted, not consumed as a reply.
+            ReplyDescriptor::sealed(1, 0, phase | 0x40, 512, tag),
+            ReplyDescriptor::sealed(1, 0, phase | ReplyFlags::SENSE_VALID.bits(), 512, tag),
+        ];
+        let (_, seen) = drain(&mut ring, 2, |i| entries[i as usize], &mut pool, &mut tags);
+        assert_eq!(seen.dropped, [ReplyError::UnknownFlags { index: 0, unknown: 0x40 }]);
+        assert_eq!(seen.tasks, [1], "the genuine reply behind it still completes the task");
+        assert!(seen.dropped[0].to_string().starts_with("UnknownReplyFlags: reply entry 0"));
+        pool.teardown(&mut p);
+    }
+
+    #[test]
     fn a_wrong_tag_or_a_bad_check_completes_nothing_and_the_genuine_reply_still_does() {
         let (mut p, mut pool, mut tags) = pool(4, &[1, 2]);
         let mut ring = ReplyRing::new(8).unwrap();
@@ -424,10 +454,11 @@ mod tests {
         let (mut p, mut pool, mut tags) = pool(4, &[1]);
         let mut ring = ReplyRing::new(8).unwrap();
         let control_tag = tags.issue(CONTROL_SMID);
-        let event = ReplyDescriptor::sealed(EVENT_SMID, 0, 1 | reply_flags::EVENT, 42, 0);
+        let event = ReplyDescriptor::sealed(EVENT_SMID, 0, 1 | ReplyFlags::EVENT.bits(), 42, 0);
         let control = ReplyDescriptor::sealed(CONTROL_SMID, 0, 1, 0, control_tag);
         let fake_event = ReplyDescriptor::sealed(EVENT_SMID, 0, 1, 42, 0);
-        let tagged_event = ReplyDescriptor::sealed(EVENT_SMID, 0, 1 | reply_flags::EVENT, 43, 9);
+        let tagged_event =
+            ReplyDescriptor::sealed(EVENT_SMID, 0, 1 | ReplyFlags::EVENT.bits(), 43, 9);
         let t = tags.clone();
         let entries = [event, reply(&t, 1, 1), control, fake_event, control, tagged_event];
         let (_, seen) = drain(&mut ring, 6, |i| entries[i as usize], &mut pool, &mut tags);

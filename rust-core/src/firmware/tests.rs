@@ -10,8 +10,8 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use super::driver::{Firmware, FirmwareError, Step, INIT_TIMEOUT_NS};
 use super::wire::{
-    doorbell, frame_layout, function, fw_state, reg, reply_flags, InitFrame, MgmtFrame,
-    ReplyDescriptor, RequestDescriptor, RequestFrame, CONTROL_SMID, INIT_MAGIC,
+    doorbell, frame_layout, function, fw_state, reg, InitFrame, MgmtFrame, ReplyDescriptor,
+    ReplyFlags, RequestDescriptor, RequestFrame, CONTROL_SMID, INIT_MAGIC,
 };
 use crate::abi;
 use crate::limits::{FrameLayout, PageSize};
@@ -70,7 +70,7 @@ impl Device {
             entries: init.request_entries.get(),
             request_consumer: 0,
             reply_producer: 0,
-            phase: reply_flags::PHASE,
+            phase: ReplyFlags::PHASE.bits(),
             tags: BTreeMap::new(),
         }
     }
@@ -131,7 +131,7 @@ impl Device {
         self.reply_producer += 1;
         if self.reply_producer == self.entries {
             self.reply_producer = 0;
-            self.phase ^= reply_flags::PHASE;
+            self.phase ^= ReplyFlags::PHASE.bits();
         }
         set(p, reg::REPLY_PRODUCER, u32::from(self.reply_producer));
         set(p, reg::INTR_STATUS, 1);
@@ -219,7 +219,7 @@ fn bring_up_io_and_sense() {
     sense[12] = 0x11;
     p.dma(sense_iova, 18).unwrap().copy_from_slice(&sense);
     dev.reply(&mut p, 3, 0, 0, 512);
-    dev.reply(&mut p, 5, 2, reply_flags::SENSE_VALID, 0);
+    dev.reply(&mut p, 5, 2, ReplyFlags::SENSE_VALID.bits(), 0);
     let done = interrupt(&mut p, &mut pool, &mut fw);
     assert_eq!(done.len(), 2);
     let r3 = &done[0].1;
@@ -354,7 +354,7 @@ mod garbage {
             prop_assert_eq!(usize::from(dev.entries), 10);
             // The host's reply position as the device can tell it: the consumer register, and
             // the phase, which flips whenever the consumer wraps (a drain is under one lap).
-            let (mut consumer, mut phase) = (0u32, reply_flags::PHASE);
+            let (mut consumer, mut phase) = (0u32, ReplyFlags::PHASE.bits());
             let mut completed = Vec::new();
             for (bytes, producer, forged) in rounds {
                 p.dma(dev.reply_ring, bytes.len()).unwrap().copy_from_slice(&bytes);
@@ -373,7 +373,7 @@ mod garbage {
                 completed.extend(interrupt(&mut p, &mut pool, &mut fw).into_iter().map(|d| d.0));
                 let now = get(&p, reg::REPLY_CONSUMER);
                 if now < consumer {
-                    phase ^= reply_flags::PHASE;
+                    phase ^= ReplyFlags::PHASE.bits();
                 }
                 consumer = now;
             }
@@ -639,7 +639,7 @@ pub(crate) mod stages {
         sense[7] = 10;
         sense[12] = 0x29;
         p.dma(f.sense_buffer.get(), 18).unwrap().copy_from_slice(&sense);
-        dev.reply(p, CONTROL_SMID, 0x02, reply_flags::SENSE_VALID, 0);
+        dev.reply(p, CONTROL_SMID, 0x02, ReplyFlags::SENSE_VALID.bits(), 0);
     }
 
     #[test]
@@ -746,7 +746,7 @@ pub(crate) mod stages {
             (CONTROL_SMID, function::ABORT_TASK, 2)
         );
         // The firmware aborts it: task 2's own reply, flagged ABORTED, completes it retryably.
-        dev.reply(c.platform_mut(), 2, 0, reply_flags::ABORTED, 0);
+        dev.reply(c.platform_mut(), 2, 0, ReplyFlags::ABORTED.bits(), 0);
         let (done, _) = service(&mut c, 5_000);
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].fControllerTaskIdentifier, 2);

@@ -409,17 +409,21 @@ pub const CONTROL_SMID: u16 = 0xFFFE;
 /// EVENTS_SINCE.
 pub const EVENT_SMID: u16 = 0xFFFF;
 
-/// Reply flags.
-pub mod reply_flags {
-    /// The phase of the lap this entry was written in; the host expects it to flip each wrap,
-    /// so a stale entry from the previous lap is recognised.
-    pub const PHASE: u8 = 0x01;
-    /// Sense data was written to the task's sense buffer.
-    pub const SENSE_VALID: u8 = 0x02;
-    /// The request was aborted or flushed by a reset.
-    pub const ABORTED: u8 = 0x04;
-    /// An asynchronous event notification (SMID [`super::EVENT_SMID`]), not a task's reply.
-    pub const EVENT: u8 = 0x08;
+bitflags::bitflags! {
+    /// The flags byte of a reply entry. A bit outside this set is garbage: the host drops the
+    /// entry (`UnknownReplyFlags`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct ReplyFlags: u8 {
+        /// The phase of the lap this entry was written in; the host expects it to flip each
+        /// wrap, so a stale entry from the previous lap is recognised.
+        const PHASE = 0x01;
+        /// Sense data was written to the task's sense buffer.
+        const SENSE_VALID = 0x02;
+        /// The request was aborted or flushed by a reset.
+        const ABORTED = 0x04;
+        /// An asynchronous event notification (SMID [`EVENT_SMID`]), not a task's reply.
+        const EVENT = 0x08;
+    }
 }
 
 /// Salt of [`reply_check`] ("FRKD" little-endian), so an all-zero entry is not sealed.
@@ -464,7 +468,8 @@ pub struct ReplyDescriptor {
 }
 
 impl ReplyDescriptor {
-    /// An entry with its check word computed.
+    /// An entry with its check word computed. `flags` is the raw byte, as a device (or a test
+    /// writing garbage) puts it: [`ReplyFlags::bits`] of a flag set.
     pub const fn sealed(
         smid: u16,
         scsi_status: u8,
@@ -480,6 +485,11 @@ impl ReplyDescriptor {
             tag: U32::new(tag),
             check: U32::new(reply_check(smid, scsi_status, flags, transferred, tag)),
         }
+    }
+
+    /// The flags the device wrote, unknown bits kept (see [`ReplyFlags::from_bits`]).
+    pub fn reply_flags(&self) -> ReplyFlags {
+        ReplyFlags::from_bits_retain(self.flags)
     }
 
     /// The check word this entry should carry.

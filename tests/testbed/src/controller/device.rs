@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use dkraid_core::firmware::wire::{
-    doorbell, fw_state, reg, reply_flags, ReplyDescriptor, EVENT_SMID,
+    doorbell, fw_state, reg, ReplyDescriptor, ReplyFlags, EVENT_SMID,
 };
 use zerocopy::IntoBytes;
 
@@ -349,7 +349,7 @@ impl Controller {
         if let Some(r) = d.rings.as_mut() {
             d.reply_producer = (d.reply_producer + 1) % r.reply_entries;
             if d.reply_producer == 0 {
-                r.phase ^= reply_flags::PHASE;
+                r.phase ^= ReplyFlags::PHASE.bits();
             }
         }
     }
@@ -387,7 +387,7 @@ impl Controller {
                 );
                 continue;
             };
-            desc.flags = (desc.flags & !reply_flags::PHASE) | phase;
+            desc.flags = (desc.flags & !ReplyFlags::PHASE.bits()) | phase;
             // The phase is covered by the check word: seal again.
             desc.seal();
             if let Err(f) = dma_write(iova, desc.as_bytes()) {

@@ -5,8 +5,8 @@
 //! device is dropped before it sleeps, blocks or idles.
 
 use dkraid_core::firmware::wire::{
-    direction, function, fw_state, mgmt, reply_flags, ControllerInfo, InitFrame, MgmtFrame,
-    ReplyDescriptor, RequestDescriptor, RequestFrame, Sge, EVENT_SMID, INIT_MAGIC, INIT_VERSION,
+    direction, function, fw_state, mgmt, ControllerInfo, InitFrame, MgmtFrame, ReplyDescriptor,
+    ReplyFlags, RequestDescriptor, RequestFrame, Sge, EVENT_SMID, INIT_MAGIC, INIT_VERSION,
 };
 use dkraid_core::scsi::emulator::status;
 use dkraid_core::scsi::{Asc, Completion, Data, Sense, SenseKey};
@@ -223,7 +223,7 @@ fn init(c: &Controller, epoch: u64) {
             reply_ring,
             reply_entries: replies,
             vector: f.msix_vector.get(),
-            phase: reply_flags::PHASE,
+            phase: ReplyFlags::PHASE.bits(),
         });
         d.reply_producer = 0;
         d.reply_consumer = 0;
@@ -476,7 +476,7 @@ fn finish_scsi(
                 return c
                     .dma_fault(&format!("writing the sense data of SCSI_IO smid={}", q.smid), e);
             }
-            flags |= reply_flags::SENSE_VALID;
+            flags |= ReplyFlags::SENSE_VALID.bits();
         }
     }
     c.post_reply(epoch, reply(q.smid, scsi_status, flags, transferred, f.tag.get()));
@@ -521,7 +521,7 @@ fn abort(c: &Controller, q: Queued, epoch: u64) {
     let tag = f.tag.get();
     if let Some(aborted) = found {
         // The aborted request's reply echoes its own tag; the abort's reply, the abort's.
-        let aborted_reply = reply(target, 0, reply_flags::ABORTED, 0, request_tag(&aborted));
+        let aborted_reply = reply(target, 0, ReplyFlags::ABORTED.bits(), 0, request_tag(&aborted));
         if c.post_reply(epoch, aborted_reply) {
             c.post_reply(epoch, reply(q.smid, mgmt_status::SUCCESS, 0, 0, tag));
         }
@@ -670,7 +670,7 @@ fn post_events(c: &Controller, epoch: u64) {
     let events = c.array().borrow().events_since(baseline);
     for e in events {
         let sequence = e.sequence.get();
-        let flags = reply_flags::EVENT;
+        let flags = ReplyFlags::EVENT.bits();
         // Events answer no request: tag 0.
         if !c.post_reply(epoch, reply(EVENT_SMID, 0, flags, sequence as u32, 0)) {
             return;

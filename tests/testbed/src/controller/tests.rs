@@ -6,8 +6,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use dkraid_core::firmware::wire::{
-    direction, doorbell, event, function, fw_state, mgmt, reg, reply_flags, DriveEntry, InitFrame,
-    MgmtFrame, ReplyDescriptor, RequestDescriptor, RequestFrame, Sge, VolumeEntry, EVENT_SMID,
+    direction, doorbell, event, function, fw_state, mgmt, reg, DriveEntry, InitFrame, MgmtFrame,
+    ReplyDescriptor, ReplyFlags, RequestDescriptor, RequestFrame, Sge, VolumeEntry, EVENT_SMID,
     INIT_MAGIC, INIT_VERSION,
 };
 use dkraid_core::Stage;
@@ -119,7 +119,7 @@ impl Host {
             entries,
             producer: 0,
             consumer: 0,
-            phase: reply_flags::PHASE,
+            phase: ReplyFlags::PHASE.bits(),
             next_tag: Cell::new(0x5100),
             raw: false,
         }
@@ -227,7 +227,12 @@ impl Host {
         while self.consumer != producer {
             let bytes = self.replies.read(self.consumer as usize * ENTRY, ENTRY);
             let r = ReplyDescriptor::read_from_bytes(&bytes).unwrap();
-            assert_eq!(r.flags & reply_flags::PHASE, self.phase, "entry {} phase", self.consumer);
+            assert_eq!(
+                r.flags & ReplyFlags::PHASE.bits(),
+                self.phase,
+                "entry {} phase",
+                self.consumer
+            );
             assert!(self.raw || r.is_sealed(), "entry {} is not sealed: {r:?}", self.consumer);
             if r.smid.get() == EVENT_SMID && !self.raw {
                 assert_eq!(r.tag.get(), 0, "an event answers no request");
@@ -236,7 +241,7 @@ impl Host {
             self.consumer += 1;
             if self.consumer == self.entries {
                 self.consumer = 0;
-                self.phase ^= reply_flags::PHASE;
+                self.phase ^= ReplyFlags::PHASE.bits();
             }
         }
         self.write(reg::REPLY_CONSUMER, self.consumer);
@@ -481,7 +486,7 @@ fn write_then_read_through_sges_with_the_phase_flipping_each_lap() {
             let sges = [sge(up, 4096), sge(up + 4096, 8192), sge(up + 12288, 20 * 1024)];
             let r = h.command(2, 5, direction::FROM_DEVICE, &rw10(0x28, round * 8, 8), &sges);
             assert_eq!((r.smid.get(), r.scsi_status, r.transferred.get()), (2, 0, 32 * 1024));
-            assert_eq!(r.flags & reply_flags::SENSE_VALID, 0);
+            assert_eq!(r.flags & ReplyFlags::SENSE_VALID.bits(), 0);
             assert_eq!(data.read(32 * 1024, 32 * 1024), pattern, "round {round}");
         }
         assert_eq!(h.phase, 0, "22 replies through 4 entries: five wraps, so lap 6 has phase 0");
@@ -506,13 +511,13 @@ fn check_condition_writes_fixed_sense_and_absent_volumes_are_not_supported_luns(
             &[sge(data.iova, 512)],
         );
         assert_eq!((r.scsi_status, r.transferred.get()), (0x02, 0));
-        assert_ne!(r.flags & reply_flags::SENSE_VALID, 0);
+        assert_ne!(r.flags & ReplyFlags::SENSE_VALID.bits(), 0);
         let s = h.sense(0);
         assert_eq!((s[0] & 0x7F, s[2] & 0xF, s[12], s[13]), (0x70, 0x5, 0x21, 0x00));
         // Target 9 has no volume.
         let r = h.command(4, 9, direction::NONE, &[0; 6], &[]);
         assert_eq!(r.scsi_status, 0x02);
-        assert_ne!(r.flags & reply_flags::SENSE_VALID, 0);
+        assert_ne!(r.flags & ReplyFlags::SENSE_VALID.bits(), 0);
         let s = h.sense(0);
         assert_eq!((s[2] & 0xF, s[12], s[13]), (0x5, 0x25, 0x00));
     });
@@ -615,8 +620,8 @@ fn management_lists_volumes_and_drives_and_maps_errors_to_statuses() {
         let r = h.mgmt_then(0xFFFE, mgmt::DELETE_VOLUME, [5, 0, 0, 0], None, 2);
         assert_eq!(r[0].scsi_status, mgmt_status::SUCCESS);
         assert_eq!(
-            (r[1].smid.get(), r[1].flags & reply_flags::EVENT),
-            (EVENT_SMID, reply_flags::EVENT)
+            (r[1].smid.get(), r[1].flags & ReplyFlags::EVENT.bits()),
+            (EVENT_SMID, ReplyFlags::EVENT.bits())
         );
         let r =
             h.mgmt_then(0xFFFE, mgmt::CREATE_VOLUME, [0, 65536, 0b10, 0], Some((buf.iova, 32)), 2);
@@ -641,7 +646,7 @@ fn events_are_posted_with_the_event_smid_and_fetched_with_events_since() {
         let r = h.replies(2);
         for (i, e) in r.iter().enumerate() {
             assert_eq!(e.smid.get(), EVENT_SMID);
-            assert_eq!(e.flags & !reply_flags::PHASE, reply_flags::EVENT);
+            assert_eq!(e.flags & !ReplyFlags::PHASE.bits(), ReplyFlags::EVENT.bits());
             assert_eq!(e.transferred.get(), i as u32 + 1, "the event's sequence number");
         }
         let buf = region(4096);
@@ -694,12 +699,14 @@ fn abort_task_drops_a_queued_request_and_coalesces_into_one_interrupt() {
         let r = h.replies(3);
         let got: Vec<(u16, u8, u8, u32)> = r
             .iter()
-            .map(|r| (r.smid.get(), r.scsi_status, r.flags & !reply_flags::PHASE, r.tag.get()))
+            .map(|r| {
+                (r.smid.get(), r.scsi_status, r.flags & !ReplyFlags::PHASE.bits(), r.tag.get())
+            })
             .collect();
         assert_eq!(
             got,
             [
-                (2, 0, reply_flags::ABORTED, tags[1]),
+                (2, 0, ReplyFlags::ABORTED.bits(), tags[1]),
                 (0xFFFE, 0, 0, abort.tag.get()),
                 (1, 0, 0, tags[0])
             ],
@@ -963,7 +970,7 @@ fn a_failed_member_rebuilds_onto_the_spare_in_the_background_with_every_event_no
         assert!(saw_rebuilding);
         assert!(events
             .iter()
-            .all(|e| e.smid.get() == EVENT_SMID && e.flags & reply_flags::EVENT != 0));
+            .all(|e| e.smid.get() == EVENT_SMID && e.flags & ReplyFlags::EVENT.bits() != 0));
         let seqs: Vec<u32> = events.iter().map(|e| e.transferred.get()).collect();
         assert_eq!(
             seqs,
