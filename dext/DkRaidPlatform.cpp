@@ -10,6 +10,23 @@
 
 #include "DkRaidPlatform.h"
 
+/* arm64e: clang signs every C function pointer (key IA, discriminator 0), but the core is Rust,
+ * whose arm64e code authenticates nothing and calls a callback with a plain `blr`: a signed
+ * pointer would fault on the first call. So the core gets the callbacks unsigned, and this file
+ * never calls through the table itself. docs/DRIVERKIT-TARGET.md, the pointer-authentication
+ * caveat. */
+#if defined(__has_feature)
+#if __has_feature(ptrauth_calls)
+#define DKRAID_PTRAUTH_CALLS 1
+#endif
+#endif
+#ifdef DKRAID_PTRAUTH_CALLS
+#include <ptrauth.h>
+#define DK_CORE_CALLBACK(fn) ptrauth_strip(&(fn), ptrauth_key_function_pointer)
+#else
+#define DK_CORE_CALLBACK(fn) (&(fn))
+#endif
+
 namespace {
 
 /* A handle is the buffer's index + 1, so 0 is never a valid handle. */
@@ -195,15 +212,15 @@ void DkRaidPlatformInit(DkRaidPlatform *platform, IOPCIDevice *pci, dk_platform 
     table->abi_version = DK_ABI_VERSION;
     table->struct_size = sizeof(dk_platform);
     table->context = platform;
-    table->dma_buffer_create = DmaBufferCreate;
-    table->dma_buffer_prepare = DmaBufferPrepare;
-    table->dma_buffer_free = DmaBufferFree;
-    table->mmio_read32 = MmioRead32;
-    table->mmio_write32 = MmioWrite32;
-    table->mmio_read64 = MmioRead64;
-    table->mmio_write64 = MmioWrite64;
-    table->monotonic_time_ns = MonotonicTimeNs;
-    table->log = Log;
+    table->dma_buffer_create = DK_CORE_CALLBACK(DmaBufferCreate);
+    table->dma_buffer_prepare = DK_CORE_CALLBACK(DmaBufferPrepare);
+    table->dma_buffer_free = DK_CORE_CALLBACK(DmaBufferFree);
+    table->mmio_read32 = DK_CORE_CALLBACK(MmioRead32);
+    table->mmio_write32 = DK_CORE_CALLBACK(MmioWrite32);
+    table->mmio_read64 = DK_CORE_CALLBACK(MmioRead64);
+    table->mmio_write64 = DK_CORE_CALLBACK(MmioWrite64);
+    table->monotonic_time_ns = DK_CORE_CALLBACK(MonotonicTimeNs);
+    table->log = DK_CORE_CALLBACK(Log);
 }
 
 void DkRaidPlatformRelease(DkRaidPlatform *platform)
