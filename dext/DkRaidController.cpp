@@ -445,21 +445,32 @@ kern_return_t IMPL(DkRaidController, Stop)
     }
     OSSafeReleaseNULL(ivars->interruptSource);
     OSSafeReleaseNULL(ivars->interruptAction);
-    /* Every task the hardware still owns completes now, exactly once, as a delivery failure. */
+    /* Every task the hardware still owns completes now, exactly once, as a delivery failure.
+     * Cancel does not wait for a callback already running: a service pass on InterruptQueue may
+     * be between dk_service and taking its completions out of inFlight[]. So the action is
+     * taken and the task failed in one critical section, and a task the core no longer counts
+     * as outstanding (that pass holds its response) keeps its action for that pass to deliver. */
     for (uint32_t id = 1; id <= DK_MAX_TASK_COUNT && ivars->core != nullptr; id++) {
-        OSAction *completion = ivars->inFlight[id];
+        OSAction *completion = nullptr;
+        dk_scsi_user_parallel_response failed = {};
+        kern_return_t ret = kIOReturnNotFound;
+        {
+            CoreLock lock(ivars->coreLock);
+            if (ivars->inFlight[id] == nullptr) {
+                continue;
+            }
+            ret = dk_fail_task(ivars->core, id, &failed);
+            if (ret == kIOReturnSuccess) {
+                completion = ivars->inFlight[id];
+                ivars->inFlight[id] = nullptr;
+                dk_task_delivered(ivars->core, id);
+            }
+        }
         if (completion == nullptr) {
+            /* Completed by a service pass in flight, which delivers it. */
             continue;
         }
-        ivars->inFlight[id] = nullptr;
-        dk_scsi_user_parallel_response failed = {};
-        kern_return_t ret = DKRAID_LOCKED(dk_fail_task(ivars->core, id, &failed));
-        if (ret == kIOReturnSuccess) {
-            DKRAID_LOCKED(dk_task_delivered(ivars->core, id));
-            CompleteTask(completion, &failed);
-        } else {
-            LogFailure("dk_fail_task", ret);
-        }
+        CompleteTask(completion, &failed);
         completion->release();
     }
     /* Admin tickets and event watches still held (a client that has not closed yet): their
