@@ -726,7 +726,8 @@ kern_return_t IMPL(DkRaidController, UserInitializeTargetForID)
 }
 
 #if defined(DKRAID_VARIANT_SHORT_INQUIRY) || defined(DKRAID_VARIANT_INQUIRY_LENGTH_CHANGES) || \
-    defined(DKRAID_VARIANT_SHORT_MODE_SENSE) || defined(DKRAID_VARIANT_NEVER_READY)
+    defined(DKRAID_VARIANT_SHORT_MODE_SENSE) || defined(DKRAID_VARIANT_NEVER_READY) ||        \
+    defined(DKRAID_VARIANT_CHECK_CONDITION_WITHOUT_SENSE)
 /* Broken on purpose: answers macOS's disk probe wrongly (stage 1 variants). */
 static void BreakResponseForVariant(const dk_scsi_user_parallel_task *task,
                                     dk_scsi_user_parallel_response *out, uint8_t *data)
@@ -765,6 +766,13 @@ static void BreakResponseForVariant(const dk_scsi_user_parallel_task *task,
         out->fSenseBuffer[12] = 0x04;
         out->fSenseBuffer[13] = 0x01;
         out->fSenseLength = 18;
+    }
+#endif
+#if defined(DKRAID_VARIANT_CHECK_CONDITION_WITHOUT_SENSE)
+    /* CHECK CONDITION with the sense left out, though autosense is reported. */
+    if (out->fCompletionStatus == kSCSITaskStatus_CHECK_CONDITION) {
+        memset(out->fSenseBuffer, 0, sizeof(out->fSenseBuffer));
+        out->fSenseLength = 0;
     }
 #endif
 }
@@ -821,7 +829,8 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
     }
     *response = kSCSIServiceResponse_Request_In_Process;
 #if defined(DKRAID_VARIANT_SHORT_INQUIRY) || defined(DKRAID_VARIANT_INQUIRY_LENGTH_CHANGES) || \
-    defined(DKRAID_VARIANT_SHORT_MODE_SENSE) || defined(DKRAID_VARIANT_NEVER_READY)
+    defined(DKRAID_VARIANT_SHORT_MODE_SENSE) || defined(DKRAID_VARIANT_NEVER_READY) ||        \
+    defined(DKRAID_VARIANT_CHECK_CONDITION_WITHOUT_SENSE)
     BreakResponseForVariant(&task, &out, (uint8_t *)data);
 #endif
     if (disposition == DK_TASK_COMPLETED_NOW) {

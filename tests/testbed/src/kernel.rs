@@ -255,6 +255,9 @@ fn default_text(method: &str) -> &'static str {
         }
         "UserReportMaximumTaskCount" => "0 tasks: the controller fails to load",
         "UserReportHighestSupportedDeviceID" => "0: no target above ID 0 is ever probed",
+        "UserDoesHBAPerformAutoSense" => {
+            "false: the disk driver sends REQUEST SENSE after every CHECK CONDITION"
+        }
         _ => "0",
     }
 }
@@ -467,6 +470,23 @@ fn probe_and_attach(target: u64) -> i32 {
     if r != OK {
         return r;
     }
+    // IOSCSIParallelInterfaceDevice::start asks for multipathing; the SCSI Architecture Model
+    // then asks IsProtocolServiceSupported for the highest LUN and for autosense
+    // (IOSCSIParallelInterfaceDevice.cpp). An error answer is the kernel's default.
+    // SAFETY: the controller object is live; out-pointers point into the closure's own frame.
+    let _multipath = query("UserDoesHBASupportMultiPathing", false, |o, p: *mut bool| unsafe {
+        runtime::dksim_invoke_UserDoesHBASupportMultiPathing(o, p)
+    });
+    // SAFETY: as above.
+    let _highest_lun =
+        query("UserReportHBAHighestLogicalUnitNumber", 0u64, |o, p: *mut u64| unsafe {
+            runtime::dksim_invoke_UserReportHBAHighestLogicalUnitNumber(o, p)
+        });
+    // SAFETY: as above.
+    let autosense = query("UserDoesHBAPerformAutoSense", false, |o, p: *mut bool| unsafe {
+        runtime::dksim_invoke_UserDoesHBAPerformAutoSense(o, p)
+    });
+    with_world(|w| w.family.autosense = autosense);
     // The kernel's initial probe (SCSI.md steps 1-5): any TASK_COMPLETE to TEST UNIT READY
     // means a device is there.
     if crate::disk::probe_target(target) {

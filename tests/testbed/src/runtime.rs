@@ -78,6 +78,9 @@ extern "C" {
     pub fn dksim_invoke_UserStartController(object: Obj) -> i32;
     pub fn dksim_invoke_UserDoesHBAPerformDeviceManagement(object: Obj, result: *mut bool) -> i32;
     pub fn dksim_invoke_UserInitializeTargetForID(object: Obj, target: u64) -> i32;
+    pub fn dksim_invoke_UserDoesHBASupportMultiPathing(object: Obj, result: *mut bool) -> i32;
+    pub fn dksim_invoke_UserReportHBAHighestLogicalUnitNumber(object: Obj, value: *mut u64) -> i32;
+    pub fn dksim_invoke_UserDoesHBAPerformAutoSense(object: Obj, result: *mut bool) -> i32;
     pub fn dksim_invoke_UserProcessParallelTask(
         object: Obj,
         task: *const c_void,

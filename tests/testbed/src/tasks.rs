@@ -298,6 +298,37 @@ pub fn command_name(cdb: &[u8]) -> String {
 }
 
 /// `ParallelTaskCompletion(action, response)`, dext → kernel (DRIVERKIT.md §5).
+/// A controller that reported autosense must deliver sense with every CHECK CONDITION: the
+/// disk driver takes `fSenseBuffer` as the sense data and never sends REQUEST SENSE.
+fn check_autosense(task_id: u64, response: &dk_scsi_user_parallel_response) {
+    const TASK_COMPLETE: u32 = 2;
+    const CHECK_CONDITION: u32 = 0x02;
+    if !with_world(|w| w.family.autosense)
+        || response.fServiceResponse != TASK_COMPLETE
+        || response.fCompletionStatus != CHECK_CONDITION
+    {
+        return;
+    }
+    let length = usize::from(response.fSenseLength).min(response.fSenseBuffer.len());
+    let code = response.fSenseBuffer[0] & 0x7F;
+    // Fixed format (70h/71h) needs 8 bytes before ADDITIONAL SENSE LENGTH counts; descriptor
+    // format (72h/73h) 8 as well.
+    let valid = length >= 8 && matches!(code, 0x70..=0x73);
+    if !valid {
+        violation(
+            "CheckConditionWithoutSense",
+            SECTION_IO,
+            format!("task={task_id} sense_length={length} response_code=0x{code:02x}"),
+            format!(
+                "task {task_id} completed CHECK CONDITION with {length} bytes of sense (response \
+                 code 0x{code:02x}), but the controller reported UserDoesHBAPerformAutoSense = \
+                 true: the disk driver reads fSenseBuffer as the sense data and never asks with \
+                 REQUEST SENSE. Fill fSenseBuffer/fSenseLength with fixed-format sense."
+            ),
+        );
+    }
+}
+
 pub fn task_completion(handle: u64, response: &dk_scsi_user_parallel_response) {
     sched::advance_ns(crate::world::IPC_CROSSING_NS);
     let pending = with_world(|w| {
@@ -350,6 +381,7 @@ pub fn task_completion(handle: u64, response: &dk_scsi_user_parallel_response) {
             "the response's fControllerTaskIdentifier is not the task's".into(),
         );
     }
+    check_autosense(task_id, response);
     let dispatch = crate::world::current_dispatch();
     with_world(|w| {
         w.family.completions += 1;

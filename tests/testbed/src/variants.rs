@@ -157,6 +157,15 @@ pub const VARIANTS: &[Variant] = &[
         scenario: None,
     },
     Variant {
+        name: "check-condition-without-sense",
+        macro_name: "DKRAID_VARIANT_CHECK_CONDITION_WITHOUT_SENSE",
+        description: "CHECK CONDITION completed without sense data though autosense is reported \
+                      (stage 1's failed reads)",
+        expected_rule: "CheckConditionWithoutSense",
+        stage: "fake-block",
+        scenario: None,
+    },
+    Variant {
         name: "late-slot-free",
         macro_name: "DKRAID_VARIANT_LATE_SLOT_FREE",
         description: "frees a task's slot after ParallelTaskCompletion, not before (stage 3)",

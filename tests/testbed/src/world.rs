@@ -79,6 +79,9 @@ pub struct Family {
     pub start_returned: bool,
     pub registered: bool,
     pub completions: u64,
+    /// The dext answered UserDoesHBAPerformAutoSense true: every CHECK CONDITION it completes
+    /// must carry sense data (the disk driver will not ask with REQUEST SENSE).
+    pub autosense: bool,
     /// Per task ID: the dext dispatch (thread, serial) that last completed it, to tell a task
     /// refused because the ID came back while that dispatch was still running.
     pub completed_in: BTreeMap<u64, (ThreadId, u64)>,

@@ -285,6 +285,14 @@ const EXPECTED: &[Expect] = &[
         message: "never became ready",
     },
     Expect {
+        variant: "check-condition-without-sense",
+        rule: "CheckConditionWithoutSense",
+        queue: "Default",
+        call: "UserProcessParallelTask",
+        values: "task=1 sense_length=0 response_code=0x00",
+        message: "reported UserDoesHBAPerformAutoSense = true",
+    },
+    Expect {
         variant: "late-slot-free",
         rule: "TaskIdReusedTooSoon",
         queue: "AuxiliaryQueue",
@@ -364,7 +372,8 @@ variant_tests! {
     variant_inquiry_length_changes => 14,
     variant_short_mode_sense => 15,
     variant_never_ready => 16,
-    variant_late_slot_free => 17,
+    variant_check_condition_without_sense => 17,
+    variant_late_slot_free => 18,
 }
 
 #[test]

@@ -1240,6 +1240,23 @@ kern_return_t dksim_invoke_UserDoesHBAPerformDeviceManagement(OSObject *object, 
     return Controller(object)->UserDoesHBAPerformDeviceManagement_Impl(result);
 }
 
+/* What IOSCSIParallelInterfaceDevice asks once a target exists (start, then the SCSI
+ * Architecture Model's IsProtocolServiceSupported). */
+kern_return_t dksim_invoke_UserDoesHBASupportMultiPathing(OSObject *object, bool *result)
+{
+    return Controller(object)->UserDoesHBASupportMultiPathing_Impl(result);
+}
+
+kern_return_t dksim_invoke_UserReportHBAHighestLogicalUnitNumber(OSObject *object, uint64_t *value)
+{
+    return Controller(object)->UserReportHBAHighestLogicalUnitNumber_Impl(value);
+}
+
+kern_return_t dksim_invoke_UserDoesHBAPerformAutoSense(OSObject *object, bool *result)
+{
+    return Controller(object)->UserDoesHBAPerformAutoSense_Impl(result);
+}
+
 kern_return_t dksim_invoke_UserInitializeTargetForID(OSObject *object, uint64_t targetID)
 {
     return Controller(object)->UserInitializeTargetForID_Impl(targetID);
