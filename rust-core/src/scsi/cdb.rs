@@ -21,23 +21,35 @@ pub mod op {
     pub const READ_CAPACITY_10: u8 = 0x25;
     pub const READ_10: u8 = 0x28;
     pub const WRITE_10: u8 = 0x2A;
+    pub const WRITE_AND_VERIFY_10: u8 = 0x2E;
     pub const VERIFY_10: u8 = 0x2F;
+    pub const PRE_FETCH_10: u8 = 0x34;
     pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
     pub const WRITE_SAME_10: u8 = 0x41;
     pub const UNMAP: u8 = 0x42;
     pub const MODE_SELECT_10: u8 = 0x55;
     pub const MODE_SENSE_10: u8 = 0x5A;
     pub const READ_16: u8 = 0x88;
+    pub const COMPARE_AND_WRITE: u8 = 0x89;
     pub const WRITE_16: u8 = 0x8A;
+    pub const WRITE_AND_VERIFY_16: u8 = 0x8E;
     pub const VERIFY_16: u8 = 0x8F;
+    pub const PRE_FETCH_16: u8 = 0x90;
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
     pub const WRITE_SAME_16: u8 = 0x93;
     pub const SERVICE_ACTION_IN_16: u8 = 0x9E;
     pub const REPORT_LUNS: u8 = 0xA0;
+    pub const MAINTENANCE_IN: u8 = 0xA3;
     pub const READ_12: u8 = 0xA8;
     pub const WRITE_12: u8 = 0xAA;
+    pub const WRITE_AND_VERIFY_12: u8 = 0xAE;
+    pub const VERIFY_12: u8 = 0xAF;
     /// SERVICE ACTION IN(16) service action: READ CAPACITY(16).
     pub const SA_READ_CAPACITY_16: u8 = 0x10;
+    /// SERVICE ACTION IN(16) service action: GET LBA STATUS.
+    pub const SA_GET_LBA_STATUS: u8 = 0x12;
+    /// MAINTENANCE IN service action: REPORT SUPPORTED OPERATION CODES.
+    pub const SA_REPORT_SUPPORTED_OPCODES: u8 = 0x0C;
 }
 
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
@@ -171,6 +183,31 @@ struct Unmap {
     control: u8,
 }
 
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct CompareAndWrite {
+    opcode: u8,
+    flags: u8,
+    lba: U64,
+    reserved: [u8; 3],
+    blocks: u8,
+    group: u8,
+    control: u8,
+}
+
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct ReportOpcodes {
+    opcode_a3: u8,
+    service_action: u8,
+    options: u8,
+    opcode: u8,
+    requested_sa: U16,
+    alloc: U32,
+    reserved: u8,
+    control: u8,
+}
+
 /// A READ, WRITE, VERIFY or WRITE SAME range, with where its fields sit (for field pointers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Range {
@@ -186,21 +223,83 @@ pub struct Range {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     TestUnitReady,
-    RequestSense { alloc: u32 },
-    Inquiry { evpd: bool, page: u8, alloc: u32 },
+    RequestSense {
+        alloc: u32,
+    },
+    Inquiry {
+        evpd: bool,
+        page: u8,
+        alloc: u32,
+    },
     ReadCapacity10,
-    ReadCapacity16 { alloc: u32 },
-    ModeSense { ten: bool, dbd: bool, llbaa: bool, control: u8, page: u8, alloc: u32 },
-    ModeSelect { ten: bool, length: u32 },
+    ReadCapacity16 {
+        alloc: u32,
+    },
+    ModeSense {
+        ten: bool,
+        dbd: bool,
+        llbaa: bool,
+        control: u8,
+        page: u8,
+        alloc: u32,
+    },
+    ModeSelect {
+        ten: bool,
+        length: u32,
+    },
     Read(Range),
     Write(Range),
-    Verify { range: Range, byte_check: bool },
-    SynchronizeCache { lba: u64, blocks: u32 },
-    StartStopUnit { start: bool, load_eject: bool, power_condition: u8 },
+    Verify {
+        range: Range,
+        byte_check: bool,
+    },
+    /// WRITE AND VERIFY(10/12/16): write, then verify the medium (`byte_check`: compare it with
+    /// the data-out).
+    WriteVerify {
+        range: Range,
+        byte_check: bool,
+    },
+    /// PRE-FETCH(10/16); `blocks` 0 means to the end of the medium.
+    PreFetch {
+        range: Range,
+        immed: bool,
+    },
+    /// COMPARE AND WRITE: `range.blocks` (at most 255) compared, then the same blocks written.
+    CompareAndWrite(Range),
+    /// REPORT SUPPORTED OPERATION CODES: `options` the REPORTING OPTIONS field (0..=3).
+    ReportOpcodes {
+        rctd: bool,
+        options: u8,
+        opcode: u8,
+        service_action: u16,
+        alloc: u32,
+    },
+    GetLbaStatus {
+        lba: u64,
+        alloc: u32,
+    },
+    SynchronizeCache {
+        lba: u64,
+        blocks: u32,
+    },
+    StartStopUnit {
+        start: bool,
+        load_eject: bool,
+        power_condition: u8,
+    },
     PreventAllowMediumRemoval,
-    ReportLuns { select: u8, alloc: u32 },
-    Unmap { length: u32 },
-    WriteSame { range: Range, unmap: bool, no_data_out: bool },
+    ReportLuns {
+        select: u8,
+        alloc: u32,
+    },
+    Unmap {
+        length: u32,
+    },
+    WriteSame {
+        range: Range,
+        unmap: bool,
+        no_data_out: bool,
+    },
 }
 
 /// The CDB length an opcode's group implies (SPC-4 4.2.5.1).
@@ -309,6 +408,7 @@ pub fn decode(cdb: &[u8]) -> Result<Command, Sense> {
             if c.pmi & 1 == 0 && c.lba.get() != 0 {
                 return Err(invalid(2, None));
             }
+            reserved_bytes(cdb, 6, 8)?;
             reserved(cdb, 8, 0xFE)?;
             let _ = (c.reserved, c.reserved2);
             control(cdb, 9)?;
@@ -316,13 +416,20 @@ pub fn decode(cdb: &[u8]) -> Result<Command, Sense> {
         }
         op::SERVICE_ACTION_IN_16 => {
             let c: &ServiceAction16 = parse(cdb)?;
+            reserved(cdb, 1, 0xE0)?;
+            if c.service_action & 0x1F == op::SA_GET_LBA_STATUS {
+                // Byte 14: REPORT TYPE (SBC-4) is not supported: all LBAs.
+                reserved(cdb, 14, 0xFF)?;
+                control(cdb, 15)?;
+                return Ok(Command::GetLbaStatus { lba: c.lba.get(), alloc: c.alloc.get() });
+            }
             if c.service_action & 0x1F != op::SA_READ_CAPACITY_16 {
                 return Err(invalid(1, Some(4)));
             }
-            reserved(cdb, 1, 0xE0)?;
             if c.flags & 1 == 0 && c.lba.get() != 0 {
                 return Err(invalid(2, None));
             }
+            reserved(cdb, 14, 0xFE)?;
             control(cdb, 15)?;
             Ok(Command::ReadCapacity16 { alloc: c.alloc.get() })
         }
@@ -393,7 +500,12 @@ pub fn decode(cdb: &[u8]) -> Result<Command, Sense> {
             let range = Range { lba, blocks, fua: false, lba_byte: 1, length_byte: 4 };
             Ok(if opcode == op::READ_6 { Command::Read(range) } else { Command::Write(range) })
         }
-        op::READ_10 | op::WRITE_10 | op::VERIFY_10 | op::WRITE_SAME_10 => {
+        op::READ_10
+        | op::WRITE_10
+        | op::VERIFY_10
+        | op::WRITE_SAME_10
+        | op::WRITE_AND_VERIFY_10
+        | op::PRE_FETCH_10 => {
             let c: &Rw10 = parse(cdb)?;
             control(cdb, 9)?;
             reserved(cdb, 6, 0xE0)?;
@@ -406,7 +518,7 @@ pub fn decode(cdb: &[u8]) -> Result<Command, Sense> {
             };
             rw_command(opcode, c.flags, range)
         }
-        op::READ_12 | op::WRITE_12 => {
+        op::READ_12 | op::WRITE_12 | op::VERIFY_12 | op::WRITE_AND_VERIFY_12 => {
             let c: &Rw12 = parse(cdb)?;
             control(cdb, 11)?;
             reserved(cdb, 10, 0xE0)?;
@@ -419,7 +531,12 @@ pub fn decode(cdb: &[u8]) -> Result<Command, Sense> {
             };
             rw_command(opcode, c.flags, range)
         }
-        op::READ_16 | op::WRITE_16 | op::VERIFY_16 | op::WRITE_SAME_16 => {
+        op::READ_16
+        | op::WRITE_16
+        | op::VERIFY_16
+        | op::WRITE_SAME_16
+        | op::WRITE_AND_VERIFY_16
+        | op::PRE_FETCH_16 => {
             let c: &Rw16 = parse(cdb)?;
             control(cdb, 15)?;
             reserved(cdb, 14, 0xC0)?;
@@ -436,6 +553,7 @@ pub fn decode(cdb: &[u8]) -> Result<Command, Sense> {
             let c: &Rw10 = parse(cdb)?;
             // Byte 1: IMMED (bit 1) accepted; the rest reserved or obsolete.
             reserved(cdb, 1, 0xF9)?;
+            reserved(cdb, 6, 0xE0)?;
             control(cdb, 9)?;
             Ok(Command::SynchronizeCache {
                 lba: u64::from(c.lba.get()),
@@ -445,6 +563,7 @@ pub fn decode(cdb: &[u8]) -> Result<Command, Sense> {
         op::SYNCHRONIZE_CACHE_16 => {
             let c: &Rw16 = parse(cdb)?;
             reserved(cdb, 1, 0xF9)?;
+            reserved(cdb, 14, 0xC0)?;
             control(cdb, 15)?;
             Ok(Command::SynchronizeCache { lba: c.lba.get(), blocks: c.length.get() })
         }
@@ -488,9 +607,49 @@ pub fn decode(cdb: &[u8]) -> Result<Command, Sense> {
             // ANCHOR is not supported.
             reserved(cdb, 1, 0xFF)?;
             reserved_bytes(cdb, 2, 6)?;
+            reserved(cdb, 6, 0xE0)?;
             let _ = (c.anchor, c.reserved, c.group);
             control(cdb, 9)?;
             Ok(Command::Unmap { length: u32::from(c.length.get()) })
+        }
+        op::COMPARE_AND_WRITE => {
+            let c: &CompareAndWrite = parse(cdb)?;
+            no_protection(c.flags)?;
+            // DPO, FUA accepted (bit 1, FUA_NV, obsolete); bits 2 and 0 reserved.
+            reserved(cdb, 1, 0x05)?;
+            reserved_bytes(cdb, 10, 13)?;
+            reserved(cdb, 14, 0xC0)?;
+            let _ = (c.reserved, c.group);
+            control(cdb, 15)?;
+            Ok(Command::CompareAndWrite(Range {
+                lba: c.lba.get(),
+                blocks: u32::from(c.blocks),
+                fua: c.flags & 0x08 != 0,
+                lba_byte: 2,
+                length_byte: 13,
+            }))
+        }
+        op::MAINTENANCE_IN => {
+            let c: &ReportOpcodes = parse(cdb)?;
+            if c.service_action & 0x1F != op::SA_REPORT_SUPPORTED_OPCODES {
+                return Err(invalid(1, Some(4)));
+            }
+            reserved(cdb, 1, 0xE0)?;
+            // Byte 2: RCTD (bit 7), REPORTING OPTIONS (bits 2..0: 000b..011b).
+            reserved(cdb, 2, 0x78)?;
+            if c.options & 0x07 > 3 {
+                return Err(invalid(2, Some(2)));
+            }
+            reserved(cdb, 10, 0xFF)?;
+            let _ = c.reserved;
+            control(cdb, 11)?;
+            Ok(Command::ReportOpcodes {
+                rctd: c.options & 0x80 != 0,
+                options: c.options & 0x07,
+                opcode: c.opcode,
+                service_action: c.requested_sa.get(),
+                alloc: c.alloc.get(),
+            })
         }
         _ => Err(invalid_opcode()),
     }
@@ -509,7 +668,7 @@ fn rw_command(opcode: u8, flags: u8, range: Range) -> Result<Command, Sense> {
             reserved(&[0, flags], 1, 0x05)?;
             Ok(Command::Write(range))
         }
-        op::VERIFY_10 | op::VERIFY_16 => {
+        op::VERIFY_10 | op::VERIFY_12 | op::VERIFY_16 => {
             no_protection(flags)?;
             // BYTCHK (bits 2..1): 00 media only, 01 compare with data-out; others unsupported.
             let byte_check = (flags >> 1) & 0x03;
@@ -521,6 +680,25 @@ fn rw_command(opcode: u8, flags: u8, range: Range) -> Result<Command, Sense> {
                 range: Range { fua: false, ..range },
                 byte_check: byte_check == 1,
             })
+        }
+        op::WRITE_AND_VERIFY_10 | op::WRITE_AND_VERIFY_12 | op::WRITE_AND_VERIFY_16 => {
+            no_protection(flags)?;
+            // DPO (bit 4) accepted; BYTCHK (bits 2..1): 00b verify the medium, 01b compare
+            // with the data-out, the others are not supported; bits 3 and 0 reserved.
+            let byte_check = (flags >> 1) & 0x03;
+            if byte_check > 1 {
+                return Err(invalid(1, Some(2)));
+            }
+            reserved(&[0, flags], 1, 0x09)?;
+            Ok(Command::WriteVerify {
+                range: Range { fua: false, ..range },
+                byte_check: byte_check == 1,
+            })
+        }
+        op::PRE_FETCH_10 | op::PRE_FETCH_16 => {
+            // IMMED (bit 1); the rest reserved.
+            reserved(&[0, flags], 1, 0xFD)?;
+            Ok(Command::PreFetch { range: Range { fua: false, ..range }, immed: flags & 0x02 != 0 })
         }
         op::WRITE_SAME_10 | op::WRITE_SAME_16 => {
             no_protection(flags)?;
@@ -618,6 +796,110 @@ mod tests {
             Sense::invalid_cdb_field(1, Some(4)),
             "PF=0"
         );
+    }
+
+    #[test]
+    fn new_commands_decode() {
+        let mut v12 = [0u8; 12];
+        v12[0] = op::VERIFY_12;
+        v12[1] = 0x12; // DPO, BYTCHK 01b
+        v12[2..6].copy_from_slice(&7u32.to_be_bytes());
+        v12[6..10].copy_from_slice(&3u32.to_be_bytes());
+        assert_eq!(
+            decode(&v12).unwrap(),
+            Command::Verify {
+                range: Range { lba: 7, blocks: 3, fua: false, lba_byte: 2, length_byte: 6 },
+                byte_check: true
+            }
+        );
+        v12[0] = op::WRITE_AND_VERIFY_12;
+        assert!(matches!(decode(&v12).unwrap(), Command::WriteVerify { byte_check: true, .. }));
+        v12[1] = 0x08;
+        assert_eq!(decode(&v12).unwrap_err(), Sense::invalid_cdb_field(1, Some(3)), "reserved");
+        let mut p = [0u8; 10];
+        p[0] = op::PRE_FETCH_10;
+        p[1] = 0x02;
+        p[8] = 9;
+        assert!(
+            matches!(decode(&p).unwrap(), Command::PreFetch { immed: true, range } if range.blocks == 9)
+        );
+        let mut caw = [0u8; 16];
+        caw[0] = op::COMPARE_AND_WRITE;
+        caw[1] = 0x08;
+        caw[13] = 4;
+        assert!(
+            matches!(decode(&caw).unwrap(), Command::CompareAndWrite(r) if r.blocks == 4 && r.fua && r.length_byte == 13)
+        );
+        caw[11] = 1;
+        assert_eq!(decode(&caw).unwrap_err(), Sense::invalid_cdb_field(11, Some(0)));
+        let mut r = [0u8; 12];
+        r[0] = op::MAINTENANCE_IN;
+        r[1] = 0x0B;
+        assert_eq!(decode(&r).unwrap_err(), Sense::invalid_cdb_field(1, Some(4)), "other SA");
+        r[1] = 0x0C;
+        r[2] = 0x82;
+        r[3] = 0x28;
+        r[9] = 20;
+        assert_eq!(
+            decode(&r).unwrap(),
+            Command::ReportOpcodes {
+                rctd: true,
+                options: 2,
+                opcode: 0x28,
+                service_action: 0,
+                alloc: 20
+            }
+        );
+        r[2] = 0x08;
+        assert_eq!(decode(&r).unwrap_err(), Sense::invalid_cdb_field(2, Some(3)));
+        let mut g = [0u8; 16];
+        g[0] = op::SERVICE_ACTION_IN_16;
+        g[1] = op::SA_GET_LBA_STATUS;
+        g[2..10].copy_from_slice(&5u64.to_be_bytes());
+        g[13] = 24;
+        assert_eq!(decode(&g).unwrap(), Command::GetLbaStatus { lba: 5, alloc: 24 });
+    }
+
+    /// REPORT SUPPORTED OPERATION CODES' CDB usage data is the decoder's: each command it lists
+    /// decodes with only its opcode (and service action) set, and any bit its usage data says
+    /// the device does not use is refused (the control byte, whose vendor bits pass, aside).
+    #[test]
+    fn cdb_usage_data_matches_the_decoder() {
+        use crate::scsi::emulator::supported::TABLE;
+        for c in TABLE {
+            let n = c.usage.len();
+            assert_eq!(Some(n), cdb_length(c.opcode), "{:#04x}: CDB length", c.opcode);
+            assert_eq!(c.usage[0], c.opcode);
+            let mut base = [0u8; 16];
+            base[0] = c.opcode;
+            if c.has_service_action {
+                base[1] = c.service_action;
+                assert_eq!(c.usage[1], c.service_action, "{:#04x}: the SA bits", c.opcode);
+            }
+            match c.opcode {
+                op::MODE_SELECT_6 | op::MODE_SELECT_10 => base[1] = 0x10,
+                op::REPORT_LUNS => base[9] = 16,
+                _ => {}
+            }
+            assert!(decode(&base[..n]).is_ok(), "{:#04x}: the bare CDB decodes", c.opcode);
+            for byte in 1..n - 1 {
+                for bit in 0..8 {
+                    let b = 1u8 << bit;
+                    if c.usage[byte] & b != 0 || (c.has_service_action && byte == 1) {
+                        continue;
+                    }
+                    let mut cdb = base;
+                    cdb[byte] |= b;
+                    assert!(
+                        decode(&cdb[..n]).is_err(),
+                        "{:#04x}/{:#04x}: byte {byte} bit {bit} is not in the usage data but \
+                         the decoder accepts it",
+                        c.opcode,
+                        c.service_action
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,14 @@ pub mod status {
     pub const CHECK_CONDITION: u8 = 0x02;
 }
 
+/// The most blocks one COMPARE AND WRITE may name (VPD B0h MAXIMUM COMPARE AND WRITE LENGTH;
+/// the field is one byte).
+pub const MAX_COMPARE_AND_WRITE_BLOCKS: u32 = 255;
+
+/// The timeout REPORT SUPPORTED OPERATION CODES recommends for every command (RCTD), in
+/// seconds: the driver's task timeout.
+pub const RECOMMENDED_TIMEOUT_S: u32 = 30;
+
 /// The device's names, as INQUIRY and the VPD pages report them. ASCII, space-padded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Identity {
@@ -237,6 +245,25 @@ impl<B: BlockBackend> Emulator<B> {
                 }
                 Self::backend_result(self.backend.flush(), 0)
             }
+            Command::WriteVerify { range, byte_check } => {
+                self.write_verify(range, byte_check, requested, data)
+            }
+            Command::PreFetch { range, immed } => {
+                // No read cache to stage blocks in (the RAID firmware's cache holds writes
+                // only): GOOD, not CONDITION MET, says they were not all staged (SBC-4 5.8).
+                let _ = immed;
+                match self.check_range(range.lba, u64::from(range.blocks)) {
+                    Ok(()) => Completion::good(0),
+                    Err(s) => Completion::check(s),
+                }
+            }
+            Command::CompareAndWrite(range) => self.compare_and_write(range, requested, data),
+            Command::ReportOpcodes { rctd, options, opcode, service_action, alloc } => {
+                self.report_opcodes(rctd, options, opcode, service_action, alloc, requested, data)
+            }
+            Command::GetLbaStatus { lba, alloc } => {
+                self.get_lba_status(lba, alloc, requested, data)
+            }
             Command::Unmap { length } => self.unmap(length, requested, data),
             Command::WriteSame { range, unmap, no_data_out } => {
                 self.write_same(range, unmap, no_data_out, requested, data)
@@ -346,13 +373,16 @@ impl<B: BlockBackend> Emulator<B> {
                     u32::try_from(self.limits.max_transfer_bytes / bs).unwrap_or(u32::MAX);
                 let opt_blocks =
                     u32::try_from(self.limits.optimal_transfer_bytes / bs).unwrap_or(u32::MAX);
+                // WSNZ: a WRITE SAME of 0 blocks ("to the end") is refused.
+                r[4] = 0x01;
+                r[5] = MAX_COMPARE_AND_WRITE_BLOCKS as u8;
                 r[8..12].copy_from_slice(&max_blocks.to_be_bytes());
                 r[12..16].copy_from_slice(&opt_blocks.to_be_bytes());
                 if unmap {
                     r[20..24].copy_from_slice(&self.limits.max_unmap_blocks.to_be_bytes());
                     r[24..28].copy_from_slice(&self.limits.max_unmap_descriptors.to_be_bytes());
-                    r[36..44].copy_from_slice(&self.limits.max_write_same_blocks.to_be_bytes());
                 }
+                r[36..44].copy_from_slice(&self.limits.max_write_same_blocks.to_be_bytes());
                 64
             }
             0xB1 => {
@@ -642,6 +672,13 @@ impl<B: BlockBackend> Emulator<B> {
         if bytes == 0 {
             return Completion::good(0);
         }
+        // FUA: read the medium, not a write-back cache; the backend's cache holds only
+        // writes, so making them durable first is enough.
+        if r.fua {
+            if let Err(e) = self.backend.flush() {
+                return Self::backend_result(Err(e), 0);
+            }
+        }
         let result = self.backend.read(r.lba, &mut buf[..bytes as usize]);
         Self::backend_result(result, bytes)
     }
@@ -671,7 +708,7 @@ impl<B: BlockBackend> Emulator<B> {
             return Completion::check(s);
         }
         let bs = self.backend.block_size() as usize;
-        let mut block = [0u8; 4096];
+        let mut block = [0u8; MAX_BLOCK];
         if bs > block.len() {
             return Completion::check(Sense::new(
                 SenseKey::HardwareError,
@@ -760,13 +797,11 @@ impl<B: BlockBackend> Emulator<B> {
         requested: u64,
         data: Data<'_>,
     ) -> Completion {
-        if !self.backend.supports_unmap() {
-            return Completion::check(Sense::illegal(
-                Asc::INVALID_OPCODE,
-                Some(FieldPointer::cdb(0, None)),
-            ));
+        // A fully provisioned medium writes the blocks; UNMAP needs thin provisioning.
+        if unmap && !self.backend.supports_unmap() {
+            return Completion::check(Sense::invalid_cdb_field(1, Some(3)));
         }
-        // A length of 0 would mean "to the end of the medium"; not supported.
+        // A length of 0 would mean "to the end of the medium"; not supported (WSNZ = 1).
         if r.blocks == 0 || u64::from(r.blocks) > self.limits.max_write_same_blocks {
             return Completion::check(Sense::invalid_cdb_field(r.length_byte, None));
         }
@@ -792,11 +827,381 @@ impl<B: BlockBackend> Emulator<B> {
                 return Self::backend_result(result, if no_data_out { 0 } else { bs as u64 });
             }
         }
-        for i in 0..u64::from(r.blocks) {
-            if let Err(e) = self.backend.write(r.lba + i, pattern) {
-                return Self::backend_result(Err(e), 0);
+        // Whole blocks of the pattern, several per backend write.
+        let mut chunk = [0u8; WRITE_SAME_CHUNK];
+        let per_chunk = (WRITE_SAME_CHUNK / bs.max(1)).max(1);
+        if bs <= WRITE_SAME_CHUNK {
+            for b in chunk.chunks_exact_mut(bs).take(per_chunk) {
+                b.copy_from_slice(pattern);
             }
         }
+        let mut done = 0u64;
+        while done < u64::from(r.blocks) {
+            let n = (u64::from(r.blocks) - done).min(per_chunk as u64);
+            let result = if bs <= WRITE_SAME_CHUNK {
+                self.backend.write(r.lba + done, &chunk[..n as usize * bs])
+            } else {
+                self.backend.write(r.lba + done, pattern)
+            };
+            if let Err(e) = result {
+                return Self::backend_result(Err(e), 0);
+            }
+            done += n;
+        }
         Completion::good(if no_data_out { 0 } else { bs as u64 })
+    }
+
+    /// WRITE AND VERIFY: the write, made durable (the verification is of the medium, not of a
+    /// write-back cache), then every block read back — and compared with the data-out when
+    /// `byte_check`. A block that does not read back as written is MISCOMPARE 1D/00 with its
+    /// LBA.
+    fn write_verify(
+        &mut self,
+        r: Range,
+        byte_check: bool,
+        requested: u64,
+        data: Data<'_>,
+    ) -> Completion {
+        let buf: &[u8] = match data {
+            Data::Out(buf) => buf,
+            _ => &[],
+        };
+        let bytes = match self.check_transfer(r, requested, buf.len()) {
+            Ok(b) => b,
+            Err(s) => return Completion::check(s),
+        };
+        if bytes == 0 {
+            return Completion::good(0);
+        }
+        let written = &buf[..bytes as usize];
+        if let Err(e) = self.backend.write(r.lba, written).and_then(|()| self.backend.flush()) {
+            return Self::backend_result(Err(e), 0);
+        }
+        let bs = self.backend.block_size() as usize;
+        let mut block = [0u8; MAX_BLOCK];
+        if bs > block.len() {
+            return Completion::check(Sense::new(
+                SenseKey::HardwareError,
+                Asc::INTERNAL_TARGET_FAILURE,
+            ));
+        }
+        for (i, expected) in written.chunks_exact(bs).enumerate() {
+            let lba = r.lba + i as u64;
+            if let Err(e) = self.backend.read(lba, &mut block[..bs]) {
+                return Self::backend_result(Err(e), 0);
+            }
+            if byte_check && expected != &block[..bs] {
+                return Completion::check(
+                    Sense::new(SenseKey::Miscompare, Asc::MISCOMPARE_DURING_VERIFY)
+                        .with_information(lba),
+                );
+            }
+        }
+        Completion::good(bytes)
+    }
+
+    /// COMPARE AND WRITE (SBC-4 5.3): the data-out is `blocks` of verify data then `blocks`
+    /// of write data. Every block is compared before anything is written, and nothing else
+    /// runs on this device meanwhile (`execute` holds it exclusively), so the pair is atomic
+    /// against other writes. A miscompare is MISCOMPARE 1D/00 with INFORMATION = the offset
+    /// of the first differing byte in the verify data.
+    fn compare_and_write(&mut self, r: Range, requested: u64, data: Data<'_>) -> Completion {
+        if r.blocks > MAX_COMPARE_AND_WRITE_BLOCKS {
+            return Completion::check(Sense::invalid_cdb_field(r.length_byte, None));
+        }
+        if let Err(s) = self.check_range(r.lba, u64::from(r.blocks)) {
+            return Completion::check(s);
+        }
+        if r.blocks == 0 {
+            return Completion::good(0);
+        }
+        let bs = self.backend.block_size() as usize;
+        let half = r.blocks as usize * bs;
+        let buf: &[u8] = match data {
+            Data::Out(buf) => buf,
+            _ => &[],
+        };
+        // The data-out must be exactly both halves.
+        if requested != 2 * half as u64 || buf.len() < 2 * half {
+            return Completion::check(Sense::invalid_cdb_field(r.length_byte, None));
+        }
+        let (verify, write) = buf[..2 * half].split_at(half);
+        let mut block = [0u8; MAX_BLOCK];
+        if bs > block.len() {
+            return Completion::check(Sense::new(
+                SenseKey::HardwareError,
+                Asc::INTERNAL_TARGET_FAILURE,
+            ));
+        }
+        for (i, expected) in verify.chunks_exact(bs).enumerate() {
+            if let Err(e) = self.backend.read(r.lba + i as u64, &mut block[..bs]) {
+                return Self::backend_result(Err(e), 0);
+            }
+            if let Some(k) = expected.iter().zip(&block[..bs]).position(|(a, b)| a != b) {
+                return Completion::check(
+                    Sense::new(SenseKey::Miscompare, Asc::MISCOMPARE_DURING_VERIFY)
+                        .with_information((i * bs + k) as u64),
+                );
+            }
+        }
+        let mut result = self.backend.write(r.lba, write);
+        if result.is_ok() && (r.fua || !self.write_cache) {
+            result = self.backend.flush();
+        }
+        Self::backend_result(result, 2 * half as u64)
+    }
+
+    /// GET LBA STATUS: the medium is fully provisioned unless the backend unmaps, so one
+    /// descriptor says every block from `lba` on (at most 2^32 - 1 of them) is mapped. A
+    /// backend that unmaps (LBPME = 1) does not say which blocks are deallocated: refused as
+    /// an unsupported command rather than answered wrongly.
+    fn get_lba_status(
+        &mut self,
+        lba: u64,
+        alloc: u32,
+        requested: u64,
+        data: Data<'_>,
+    ) -> Completion {
+        if self.backend.supports_unmap() {
+            return Completion::check(Sense::invalid_cdb_field(1, Some(4)));
+        }
+        if let Err(s) = self.check_range(lba, 0) {
+            return Completion::check(s);
+        }
+        let mut r = [0u8; 24];
+        r[0..4].copy_from_slice(&20u32.to_be_bytes());
+        r[8..16].copy_from_slice(&lba.to_be_bytes());
+        let rest = self.backend.capacity_blocks() - lba;
+        r[16..20].copy_from_slice(&u32::try_from(rest).unwrap_or(u32::MAX).to_be_bytes());
+        // r[20]: PROVISIONING STATUS 0, mapped.
+        Self::data_in(&r, alloc, requested, data)
+    }
+
+    /// REPORT SUPPORTED OPERATION CODES (SPC-4 6.35), from [`supported`].
+    #[allow(clippy::too_many_arguments)]
+    fn report_opcodes(
+        &mut self,
+        rctd: bool,
+        options: u8,
+        opcode: u8,
+        service_action: u16,
+        alloc: u32,
+        requested: u64,
+        data: Data<'_>,
+    ) -> Completion {
+        let unmap = self.backend.supports_unmap();
+        let mut r = [0u8; 4 + supported::TABLE.len() * 20];
+        if options == 0 {
+            let mut at = 4;
+            for c in supported::TABLE.iter().filter(|c| c.listed(unmap)) {
+                r[at] = c.opcode;
+                r[at + 2..at + 4].copy_from_slice(&u16::from(c.service_action).to_be_bytes());
+                r[at + 5] = (u8::from(rctd) << 1) | u8::from(c.has_service_action);
+                r[at + 6..at + 8].copy_from_slice(&(c.usage.len() as u16).to_be_bytes());
+                at += 8;
+                if rctd {
+                    supported::timeout_descriptor(&mut r[at..at + 12]);
+                    at += 12;
+                }
+            }
+            r[0..4].copy_from_slice(&((at - 4) as u32).to_be_bytes());
+            return Self::data_in(&r[..at], alloc, requested, data);
+        }
+        let has_sa = supported::TABLE.iter().any(|c| c.opcode == opcode && c.has_service_action);
+        match options {
+            1 if has_sa => return Completion::check(Sense::invalid_cdb_field(2, Some(2))),
+            2 if !has_sa => return Completion::check(Sense::invalid_cdb_field(2, Some(2))),
+            _ => {}
+        }
+        let found = supported::TABLE.iter().find(|c| {
+            c.opcode == opcode
+                && (!c.has_service_action || u16::from(c.service_action) == service_action)
+                && c.listed(unmap)
+        });
+        let Some(c) = found else {
+            // SUPPORT 001b: not supported; no CDB usage data.
+            r[1] = 0x01;
+            return Self::data_in(&r[..4], alloc, requested, data);
+        };
+        // SUPPORT 011b: supported as the standard says.
+        r[1] = (u8::from(rctd) << 7) | 0x03;
+        let n = c.usage.len();
+        r[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+        r[4..4 + n].copy_from_slice(c.usage);
+        if c.opcode == super::cdb::op::WRITE_SAME_10 || c.opcode == super::cdb::op::WRITE_SAME_16 {
+            // UNMAP (byte 1 bit 3) only with thin provisioning.
+            if !unmap {
+                r[5] &= !0x08;
+            }
+        }
+        let mut at = 4 + n;
+        if rctd {
+            supported::timeout_descriptor(&mut r[at..at + 12]);
+            at += 12;
+        }
+        Self::data_in(&r[..at], alloc, requested, data)
+    }
+}
+
+/// Largest block size the block-by-block paths (VERIFY, WRITE AND VERIFY, COMPARE AND WRITE)
+/// handle.
+const MAX_BLOCK: usize = 4096;
+/// WRITE SAME writes its pattern this many bytes at a time.
+const WRITE_SAME_CHUNK: usize = 16 * 1024;
+
+/// The commands the device supports, as REPORT SUPPORTED OPERATION CODES reports them: each
+/// with its CDB USAGE DATA, the bits of each CDB byte the decoder ([`super::cdb::decode`])
+/// evaluates (a bit it refuses when set, such as RDPROTECT without protection information,
+/// is not reported). A unit test holds the decoder to it: a bit outside the mask is refused.
+pub mod supported {
+    use super::super::cdb::op;
+
+    #[derive(Debug)]
+    pub struct Supported {
+        pub opcode: u8,
+        pub service_action: u8,
+        pub has_service_action: bool,
+        /// Only with thin provisioning (the backend unmaps).
+        pub needs_unmap: bool,
+        pub usage: &'static [u8],
+    }
+
+    impl Supported {
+        pub fn listed(&self, unmap: bool) -> bool {
+            unmap || !self.needs_unmap
+        }
+    }
+
+    const fn c(opcode: u8, usage: &'static [u8]) -> Supported {
+        Supported {
+            opcode,
+            service_action: 0,
+            has_service_action: false,
+            needs_unmap: false,
+            usage,
+        }
+    }
+
+    const fn sa(opcode: u8, service_action: u8, usage: &'static [u8]) -> Supported {
+        Supported { opcode, service_action, has_service_action: true, needs_unmap: false, usage }
+    }
+
+    const F: u8 = 0xFF;
+
+    /// In opcode order.
+    pub const TABLE: &[Supported] = &[
+        c(op::TEST_UNIT_READY, &[op::TEST_UNIT_READY, 0, 0, 0, 0, 0]),
+        c(op::REQUEST_SENSE, &[op::REQUEST_SENSE, 0, 0, 0, F, 0]),
+        c(op::READ_6, &[op::READ_6, 0x1F, F, F, F, 0]),
+        c(op::WRITE_6, &[op::WRITE_6, 0x1F, F, F, F, 0]),
+        c(op::INQUIRY, &[op::INQUIRY, 0x01, F, F, F, 0]),
+        c(op::MODE_SELECT_6, &[op::MODE_SELECT_6, 0x10, 0, 0, F, 0]),
+        c(op::MODE_SENSE_6, &[op::MODE_SENSE_6, 0x08, F, F, F, 0]),
+        c(op::START_STOP_UNIT, &[op::START_STOP_UNIT, 0x01, 0, 0x0F, 0xF3, 0]),
+        c(op::PREVENT_ALLOW_MEDIUM_REMOVAL, &[op::PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, 0x03, 0]),
+        c(op::READ_CAPACITY_10, &[op::READ_CAPACITY_10, 0, F, F, F, F, 0, 0, 0x01, 0]),
+        c(op::READ_10, &[op::READ_10, 0x1E, F, F, F, F, 0x1F, F, F, 0]),
+        c(op::WRITE_10, &[op::WRITE_10, 0x1A, F, F, F, F, 0x1F, F, F, 0]),
+        c(op::WRITE_AND_VERIFY_10, &[op::WRITE_AND_VERIFY_10, 0x12, F, F, F, F, 0x1F, F, F, 0]),
+        c(op::VERIFY_10, &[op::VERIFY_10, 0x12, F, F, F, F, 0x1F, F, F, 0]),
+        c(op::PRE_FETCH_10, &[op::PRE_FETCH_10, 0x02, F, F, F, F, 0x1F, F, F, 0]),
+        c(op::SYNCHRONIZE_CACHE_10, &[op::SYNCHRONIZE_CACHE_10, 0x06, F, F, F, F, 0x1F, F, F, 0]),
+        c(op::WRITE_SAME_10, &[op::WRITE_SAME_10, 0x08, F, F, F, F, 0x1F, F, F, 0]),
+        Supported {
+            opcode: op::UNMAP,
+            service_action: 0,
+            has_service_action: false,
+            needs_unmap: true,
+            usage: &[op::UNMAP, 0, 0, 0, 0, 0, 0x1F, F, F, 0],
+        },
+        c(op::MODE_SELECT_10, &[op::MODE_SELECT_10, 0x10, 0, 0, 0, 0, 0, F, F, 0]),
+        c(op::MODE_SENSE_10, &[op::MODE_SENSE_10, 0x18, F, F, 0, 0, 0, F, F, 0]),
+        c(op::READ_16, &[op::READ_16, 0x1E, F, F, F, F, F, F, F, F, F, F, F, F, 0x3F, 0]),
+        c(
+            op::COMPARE_AND_WRITE,
+            &[op::COMPARE_AND_WRITE, 0x1A, F, F, F, F, F, F, F, F, 0, 0, 0, F, 0x3F, 0],
+        ),
+        c(op::WRITE_16, &[op::WRITE_16, 0x1A, F, F, F, F, F, F, F, F, F, F, F, F, 0x3F, 0]),
+        c(
+            op::WRITE_AND_VERIFY_16,
+            &[op::WRITE_AND_VERIFY_16, 0x12, F, F, F, F, F, F, F, F, F, F, F, F, 0x3F, 0],
+        ),
+        c(op::VERIFY_16, &[op::VERIFY_16, 0x12, F, F, F, F, F, F, F, F, F, F, F, F, 0x3F, 0]),
+        c(op::PRE_FETCH_16, &[op::PRE_FETCH_16, 0x02, F, F, F, F, F, F, F, F, F, F, F, F, 0x3F, 0]),
+        c(
+            op::SYNCHRONIZE_CACHE_16,
+            &[op::SYNCHRONIZE_CACHE_16, 0x06, F, F, F, F, F, F, F, F, F, F, F, F, 0x3F, 0],
+        ),
+        c(
+            op::WRITE_SAME_16,
+            &[op::WRITE_SAME_16, 0x09, F, F, F, F, F, F, F, F, F, F, F, F, 0x3F, 0],
+        ),
+        sa(
+            op::SERVICE_ACTION_IN_16,
+            op::SA_READ_CAPACITY_16,
+            &[
+                op::SERVICE_ACTION_IN_16,
+                op::SA_READ_CAPACITY_16,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                0x01,
+                0,
+            ],
+        ),
+        Supported {
+            opcode: op::SERVICE_ACTION_IN_16,
+            service_action: op::SA_GET_LBA_STATUS,
+            has_service_action: true,
+            // Answered only for a fully provisioned medium (see `get_lba_status`).
+            needs_unmap: false,
+            usage: &[
+                op::SERVICE_ACTION_IN_16,
+                op::SA_GET_LBA_STATUS,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                F,
+                0,
+                0,
+            ],
+        },
+        c(op::REPORT_LUNS, &[op::REPORT_LUNS, 0, F, 0, 0, 0, F, F, F, F, 0, 0]),
+        sa(
+            op::MAINTENANCE_IN,
+            op::SA_REPORT_SUPPORTED_OPCODES,
+            &[op::MAINTENANCE_IN, op::SA_REPORT_SUPPORTED_OPCODES, 0x87, F, F, F, F, F, F, F, 0, 0],
+        ),
+        c(op::READ_12, &[op::READ_12, 0x1E, F, F, F, F, F, F, F, F, 0x1F, 0]),
+        c(op::WRITE_12, &[op::WRITE_12, 0x1A, F, F, F, F, F, F, F, F, 0x1F, 0]),
+        c(
+            op::WRITE_AND_VERIFY_12,
+            &[op::WRITE_AND_VERIFY_12, 0x12, F, F, F, F, F, F, F, F, 0x1F, 0],
+        ),
+        c(op::VERIFY_12, &[op::VERIFY_12, 0x12, F, F, F, F, F, F, F, F, 0x1F, 0]),
+    ];
+
+    /// The 12-byte command timeouts descriptor (RCTD): no nominal time, the recommended one.
+    pub fn timeout_descriptor(out: &mut [u8]) {
+        out.fill(0);
+        out[0..2].copy_from_slice(&0x000Au16.to_be_bytes());
+        out[8..12].copy_from_slice(&super::RECOMMENDED_TIMEOUT_S.to_be_bytes());
     }
 }

@@ -369,6 +369,332 @@ fn bad_input_is_named_by_sense() {
     assert_eq!(sense_of(&c), (5, 0x26, 0, [0x8D, 0, 4]));
 }
 
+fn rw16(op: u8, lba: u64, blocks: u32) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[0] = op;
+    c[2..10].copy_from_slice(&lba.to_be_bytes());
+    c[10..14].copy_from_slice(&blocks.to_be_bytes());
+    c
+}
+
+fn rw12(op: u8, lba: u32, blocks: u32) -> [u8; 12] {
+    let mut c = [0u8; 12];
+    c[0] = op;
+    c[2..6].copy_from_slice(&lba.to_be_bytes());
+    c[6..10].copy_from_slice(&blocks.to_be_bytes());
+    c
+}
+
+fn rsoc(rctd: bool, options: u8, opcode: u8, sa: u16, alloc: u32) -> [u8; 12] {
+    let mut c = [0u8; 12];
+    c[0] = 0xA3;
+    c[1] = 0x0C;
+    c[2] = (u8::from(rctd) << 7) | options;
+    c[3] = opcode;
+    c[4..6].copy_from_slice(&sa.to_be_bytes());
+    c[6..10].copy_from_slice(&alloc.to_be_bytes());
+    c
+}
+
+#[test]
+fn report_supported_opcodes_all_and_one() {
+    let mut e = fake(TIB);
+    let (c, d) = data_in(&mut e, &rsoc(false, 0, 0, 0, 4096), 4096);
+    assert_eq!(c.status, GOOD);
+    let len = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize;
+    assert_eq!(len + 4, d.len(), "COMMAND DATA LENGTH covers the descriptors");
+    assert_eq!(len % 8, 0);
+    let descriptors: Vec<&[u8]> = d[4..].chunks_exact(8).collect();
+    let has = |op: u8, sa: u16| {
+        descriptors.iter().any(|x| x[0] == op && u16::from_be_bytes([x[2], x[3]]) == sa)
+    };
+    for op in [0x28, 0x2A, 0x2E, 0x2F, 0x34, 0x41, 0x89, 0x8E, 0x90, 0xAE, 0xAF] {
+        assert!(has(op, 0), "{op:#04x} listed");
+    }
+    assert!(has(0x9E, 0x10) && has(0x9E, 0x12) && has(0xA3, 0x0C));
+    assert!(!has(0x42, 0), "UNMAP is not listed without thin provisioning");
+    for x in &descriptors {
+        assert_eq!(x[5] & 0x02, 0, "no CTDP without RCTD");
+        if x[5] & 0x01 == 0 {
+            assert_eq!(&x[2..4], &[0, 0], "SERVICE ACTION 0 without SERVACTV");
+        }
+        assert_ne!(u16::from_be_bytes([x[6], x[7]]), 0);
+    }
+    // RCTD: every descriptor has a 12-byte timeouts descriptor of length 0Ah.
+    let (_, t) = data_in(&mut e, &rsoc(true, 0, 0, 0, 4096), 4096);
+    assert_eq!(t.len() - 4, descriptors.len() * 20);
+    for x in t[4..].chunks_exact(20) {
+        assert_eq!(x[5] & 0x02, 0x02);
+        assert_eq!(&x[8..10], &[0, 0x0A]);
+        assert_eq!(u32::from_be_bytes([x[16], x[17], x[18], x[19]]), 30);
+    }
+    // Truncated to the allocation length; the length field still says the whole.
+    let (c, d) = data_in(&mut e, &rsoc(false, 0, 0, 0, 6), 4096);
+    assert_eq!((c.bytes, u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize), (6, len));
+    // One command: WRITE(10) reports DPO and FUA in its CDB usage data.
+    let (c, d) = data_in(&mut e, &rsoc(false, 1, 0x2A, 0, 512), 512);
+    assert_eq!(c.status, GOOD);
+    assert_eq!((d[1], u16::from_be_bytes([d[2], d[3]])), (0x03, 10), "supported, 10 bytes");
+    assert_eq!(d.len(), 14);
+    assert_eq!((d[4], d[5] & 0x18), (0x2A, 0x18));
+    // WRITE SAME without thin provisioning: no UNMAP bit.
+    let (_, d) = data_in(&mut e, &rsoc(false, 1, 0x41, 0, 512), 512);
+    assert_eq!(d[5] & 0x08, 0);
+    // With RCTD: the timeouts descriptor follows.
+    let (_, d) = data_in(&mut e, &rsoc(true, 1, 0x28, 0, 512), 512);
+    assert_eq!((d[1], d.len(), &d[14..16]), (0x83, 26, &[0u8, 0x0A][..]));
+    // An opcode with service actions needs options 2 (and one without, 1).
+    assert_eq!(sense_of(&data_in(&mut e, &rsoc(false, 1, 0x9E, 0x10, 512), 512).0).1, 0x24);
+    assert_eq!(sense_of(&data_in(&mut e, &rsoc(false, 2, 0x28, 0, 512), 512).0).1, 0x24);
+    let (_, d) = data_in(&mut e, &rsoc(false, 2, 0x9E, 0x10, 512), 512);
+    assert_eq!((d[1], d[4], d[5], d.len()), (0x03, 0x9E, 0x10, 20));
+    // Unsupported: SUPPORT 001b, no usage data.
+    let (c, d) = data_in(&mut e, &rsoc(false, 1, 0xC0, 0, 512), 512);
+    assert_eq!((c.status, d), (GOOD, vec![0, 1, 0, 0]));
+    let (_, d) = data_in(&mut e, &rsoc(false, 3, 0x9E, 0x11, 512), 512);
+    assert_eq!(d, vec![0, 1, 0, 0], "options 3: READ CAPACITY's neighbour is not supported");
+    // Reporting options 4..7 are reserved.
+    let c = data_in(&mut e, &rsoc(false, 4, 0, 0, 512), 512).0;
+    assert_eq!(sense_of(&c), (5, 0x24, 0, [0xCA, 0, 2]));
+}
+
+#[test]
+fn report_supported_opcodes_lists_unmap_with_thin_provisioning() {
+    let mut storage = vec![0u8; 512 * 64];
+    let mut e = ram(&mut storage);
+    let (_, d) = data_in(&mut e, &rsoc(false, 1, 0x42, 0, 512), 512);
+    assert_eq!((d[1], d[4]), (0x03, 0x42));
+    let (_, d) = data_in(&mut e, &rsoc(false, 1, 0x93, 0, 512), 512);
+    assert_eq!(d[5] & 0x09, 0x09, "WRITE SAME(16): UNMAP and NDOB");
+    // GET LBA STATUS is answered only for a fully provisioned medium.
+    let (_, d) = data_in(&mut e, &rsoc(false, 2, 0x9E, 0x12, 512), 512);
+    assert_eq!(d[1] & 0x07, 0x03);
+}
+
+#[test]
+fn verify_12_and_write_and_verify() {
+    let mut storage = vec![0u8; 512 * 64];
+    let mut e = ram(&mut storage);
+    let pattern: Vec<u8> = (0..2048).map(|i| (i % 253) as u8).collect();
+    for (cdb, what) in [
+        (rw10(0x2E, 4, 4).to_vec(), "WRITE AND VERIFY(10)"),
+        (rw12(0xAE, 4, 4).to_vec(), "WRITE AND VERIFY(12)"),
+        (rw16(0x8E, 4, 4).to_vec(), "WRITE AND VERIFY(16)"),
+    ] {
+        for bytchk in [0u8, 0x02] {
+            let mut cdb = cdb.clone();
+            cdb[1] = bytchk | 0x10; // DPO accepted
+            let c = e.execute(&cdb, 0, 2048, Data::Out(&pattern));
+            assert_eq!((c.status, c.bytes), (GOOD, 2048), "{what}");
+        }
+        let mut out = vec![0u8; 2048];
+        e.execute(&rw10(0x28, 4, 4), 0, 2048, Data::In(&mut out));
+        assert_eq!(out, pattern, "{what} wrote");
+        let mut bad = cdb.clone();
+        bad[1] = 0x40; // WRPROTECT
+        assert_eq!(sense_of(&e.execute(&bad, 0, 2048, Data::Out(&pattern))).3, [0xCE, 0, 1]);
+        bad[1] = 0x04; // BYTCHK 10b
+        assert_eq!(sense_of(&e.execute(&bad, 0, 2048, Data::Out(&pattern))).3, [0xCA, 0, 1]);
+    }
+    // Past the end; more than the data-out holds.
+    assert_eq!(sense_of(&e.execute(&rw10(0x2E, 62, 4), 0, 2048, Data::Out(&pattern))).1, 0x21);
+    assert_eq!(sense_of(&e.execute(&rw10(0x2E, 0, 8), 0, 2048, Data::Out(&pattern))).1, 0x24);
+    assert_eq!(e.execute(&rw10(0x2E, 0, 0), 0, 0, Data::None).status, GOOD, "0 blocks");
+    // VERIFY(12), with and without BYTCHK.
+    let mut v = rw12(0xAF, 4, 4);
+    assert_eq!(e.execute(&v, 0, 0, Data::None).status, GOOD);
+    v[1] = 0x02;
+    assert_eq!(e.execute(&v, 0, 2048, Data::Out(&pattern)).status, GOOD);
+    let mut wrong = pattern.clone();
+    wrong[1500] ^= 0x80;
+    let s = e.execute(&v, 0, 2048, Data::Out(&wrong)).sense.unwrap().to_fixed();
+    assert_eq!((s[2], s[12], s[6]), (0x0E, 0x1D, 6), "MISCOMPARE at LBA 4 + 2");
+    assert_eq!(sense_of(&e.execute(&rw12(0xAF, 64, 1), 0, 0, Data::None)).1, 0x21);
+    v[1] = 0x40; // VRPROTECT
+    assert_eq!(sense_of(&e.execute(&v, 0, 2048, Data::Out(&pattern))).3, [0xCE, 0, 1]);
+}
+
+#[test]
+fn fake_block_write_and_verify_fails_its_verification() {
+    let mut e = fake(TIB);
+    let buf = vec![0u8; 4096];
+    let c = e.execute(&rw10(0x2E, 100, 8), 0, 4096, Data::Out(&buf));
+    let s = c.sense.unwrap().to_fixed();
+    assert_eq!((s[2], s[12], s[6]), (3, 0x11, 100), "the read-back is a MEDIUM ERROR");
+    // COMPARE AND WRITE reads too; WRITE SAME writes (discarded).
+    let mut caw = [0u8; 16];
+    caw[0] = 0x89;
+    caw[13] = 1;
+    let c = e.execute(&caw, 0, 1024, Data::Out(&[0u8; 1024]));
+    assert_eq!(sense_of(&c).1, 0x11);
+    let c = e.execute(&rw10(0x41, 0, 8), 0, 512, Data::Out(&buf[..512]));
+    assert_eq!((c.status, c.bytes), (GOOD, 512));
+    let c = e.execute(&rw10(0x34, 0, 8), 0, 0, Data::None);
+    assert_eq!(c.status, GOOD, "PRE-FETCH reads nothing");
+}
+
+#[test]
+fn pre_fetch() {
+    let mut e = fake(TIB);
+    let cap = TIB / 512;
+    let mut p = rw10(0x34, 0, 256);
+    p[1] = 0x02; // IMMED
+    p[6] = 3; // group
+    assert_eq!(e.execute(&p, 0, 0, Data::None), Completion { status: GOOD, sense: None, bytes: 0 });
+    assert_eq!(e.execute(&rw16(0x90, cap - 1, 1), 0, 0, Data::None).status, GOOD);
+    assert_eq!(e.execute(&rw16(0x90, cap - 1, 0), 0, 0, Data::None).status, GOOD, "to the end");
+    assert_eq!(sense_of(&e.execute(&rw16(0x90, cap - 1, 2), 0, 0, Data::None)).1, 0x21);
+    assert_eq!(sense_of(&e.execute(&rw16(0x90, u64::MAX, 1), 0, 0, Data::None)).1, 0x21);
+    p[1] = 0x01;
+    assert_eq!(sense_of(&e.execute(&p, 0, 0, Data::None)).3, [0xC8, 0, 1], "reserved bit");
+}
+
+#[test]
+fn compare_and_write_compares_then_writes() {
+    let mut storage = vec![0u8; 512 * 64];
+    let mut e = ram(&mut storage);
+    let mut caw = [0u8; 16];
+    caw[0] = 0x89;
+    caw[2..10].copy_from_slice(&8u64.to_be_bytes());
+    caw[13] = 2;
+    let mut data = vec![0u8; 2048];
+    data[1024..].fill(b'B');
+    // The blocks hold zeros: the compare half matches, the write half lands.
+    let c = e.execute(&caw, 0, 2048, Data::Out(&data));
+    assert_eq!((c.status, c.bytes), (GOOD, 2048));
+    let mut out = vec![0u8; 1024];
+    e.execute(&rw10(0x28, 8, 2), 0, 1024, Data::In(&mut out));
+    assert_eq!(out, vec![b'B'; 1024]);
+    // Now a miscompare: nothing written, INFORMATION = the offset of the first differing byte.
+    let mut data2 = vec![b'B'; 2048];
+    data2[700] = b'X';
+    data2[1024..].fill(b'C');
+    let c = e.execute(&caw, 0, 2048, Data::Out(&data2));
+    let s = c.sense.unwrap().to_fixed();
+    assert_eq!(
+        (s[0], s[2], s[12], u32::from_be_bytes([s[3], s[4], s[5], s[6]])),
+        (0xF0, 0x0E, 0x1D, 700)
+    );
+    e.execute(&rw10(0x28, 8, 2), 0, 1024, Data::In(&mut out));
+    assert_eq!(out, vec![b'B'; 1024], "a miscompare writes nothing");
+    // FUA is accepted; the data-out must be exactly twice the blocks.
+    caw[1] = 0x18;
+    data2[700] = b'B';
+    assert_eq!(e.execute(&caw, 0, 2048, Data::Out(&data2)).status, GOOD);
+    assert_eq!(sense_of(&e.execute(&caw, 0, 1024, Data::Out(&data2[..1024]))).3, [0xC0, 0, 13]);
+    assert_eq!(sense_of(&e.execute(&caw, 0, 4096, Data::Out(&[0u8; 4096]))).3, [0xC0, 0, 13]);
+    // Past the end; 0 blocks is no operation.
+    caw[2..10].copy_from_slice(&63u64.to_be_bytes());
+    assert_eq!(sense_of(&e.execute(&caw, 0, 2048, Data::Out(&data2))).1, 0x21);
+    caw[13] = 0;
+    assert_eq!(e.execute(&caw, 0, 0, Data::None).status, GOOD);
+    // WRPROTECT.
+    caw[1] = 0x40;
+    assert_eq!(sense_of(&e.execute(&caw, 0, 0, Data::None)).3, [0xCE, 0, 1]);
+}
+
+#[test]
+fn write_same_on_a_fully_provisioned_medium() {
+    let mut e = fake(TIB);
+    // VPD B0h: WSNZ, MAXIMUM COMPARE AND WRITE LENGTH, MAXIMUM WRITE SAME LENGTH.
+    let (_, b0) = data_in(&mut e, &[0x12, 1, 0xB0, 0, 64, 0], 64);
+    assert_eq!((b0[4], b0[5]), (1, 255));
+    assert_eq!(u64::from_be_bytes(b0[36..44].try_into().unwrap()), 1 << 22);
+    assert_eq!(&b0[20..28], &[0; 8], "no UNMAP limits without thin provisioning");
+    let mut ws = rw10(0x41, 0, 0);
+    assert_eq!(sense_of(&e.execute(&ws, 0, 512, Data::Out(&[0; 512]))).3, [0xC0, 0, 7], "WSNZ");
+    ws[1] = 0x08;
+    ws[8] = 1;
+    assert_eq!(sense_of(&e.execute(&ws, 0, 512, Data::Out(&[0; 512]))).3, [0xCB, 0, 1], "UNMAP");
+    // On storage that keeps data: the pattern lands in every block.
+    let mut storage = vec![0u8; 4096 * 64];
+    let mut r = Emulator::new(
+        Ram::new(&mut storage, 4096).unwrap(),
+        Identity::dkraid(b"RAM", 1),
+        Limits::default(),
+    );
+    r.execute(&[0, 0, 0, 0, 0, 0], 0, 0, Data::None);
+    let block: Vec<u8> = (0..4096).map(|i| (i * 7) as u8).collect();
+    let c = r.execute(&rw16(0x93, 3, 9), 0, 4096, Data::Out(&block));
+    assert_eq!((c.status, c.bytes), (GOOD, 4096));
+    let mut out = vec![0u8; 4096 * 11];
+    r.execute(&rw10(0x28, 2, 11), 0, out.len() as u64, Data::In(&mut out));
+    assert_eq!(&out[..4096], &[0u8; 4096][..], "the block before is untouched");
+    for b in out[4096..4096 * 10].chunks_exact(4096) {
+        assert_eq!(b, &block[..]);
+    }
+    assert_eq!(&out[4096 * 10..], &[0u8; 4096][..], "the block after is untouched");
+    assert_eq!(sense_of(&r.execute(&rw16(0x93, 60, 5), 0, 4096, Data::Out(&block))).1, 0x21);
+}
+
+#[test]
+fn get_lba_status_on_a_fully_provisioned_medium() {
+    let mut e = fake(TIB);
+    let mut g = [0u8; 16];
+    g[0] = 0x9E;
+    g[1] = 0x12;
+    g[2..10].copy_from_slice(&100u64.to_be_bytes());
+    g[13] = 24;
+    let (c, d) = data_in(&mut e, &g, 24);
+    assert_eq!(c.status, GOOD);
+    assert_eq!(&d[0..4], &20u32.to_be_bytes());
+    assert_eq!(u64::from_be_bytes(d[8..16].try_into().unwrap()), 100);
+    assert_eq!(u32::from_be_bytes(d[16..20].try_into().unwrap()), (TIB / 512 - 100) as u32);
+    assert_eq!(d[20], 0, "mapped");
+    g[2..10].copy_from_slice(&(TIB / 512).to_be_bytes());
+    assert_eq!(sense_of(&data_in(&mut e, &g, 24).0).1, 0x21);
+    // More than 2^32 - 1 blocks left: capped.
+    let mut big = fake(1 << 50);
+    g[2..10].copy_from_slice(&0u64.to_be_bytes());
+    let (_, d) = data_in(&mut big, &g, 24);
+    assert_eq!(u32::from_be_bytes(d[16..20].try_into().unwrap()), u32::MAX);
+    // With thin provisioning the device cannot say which blocks are deallocated: refused.
+    let mut storage = vec![0u8; 512 * 64];
+    let mut r = ram(&mut storage);
+    g[2..10].copy_from_slice(&0u64.to_be_bytes());
+    assert_eq!(sense_of(&data_in(&mut r, &g, 24).0).1, 0x24);
+}
+
+#[test]
+fn fua_read_and_write_reach_the_medium() {
+    /// Counts flushes.
+    struct Counting(u32);
+    impl BlockBackend for Counting {
+        fn block_size(&self) -> u32 {
+            512
+        }
+        fn capacity_blocks(&self) -> u64 {
+            64
+        }
+        fn read(&mut self, _lba: u64, data: &mut [u8]) -> Result<(), BackendError> {
+            data.fill(0);
+            Ok(())
+        }
+        fn write(&mut self, _lba: u64, _data: &[u8]) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), BackendError> {
+            self.0 += 1;
+            Ok(())
+        }
+    }
+    let mut e = Emulator::new(Counting(0), Identity::dkraid(b"c", 0), Limits::default());
+    e.execute(&[0, 0, 0, 0, 0, 0], 0, 0, Data::None);
+    let mut buf = [0u8; 512];
+    let mut cdb = rw10(0x28, 0, 1);
+    e.execute(&cdb, 0, 512, Data::In(&mut buf));
+    assert_eq!(e.backend().0, 0, "a plain read may come from the cache");
+    cdb[1] = 0x08;
+    e.execute(&cdb, 0, 512, Data::In(&mut buf));
+    assert_eq!(e.backend().0, 1, "FUA read: the cache's writes reach the medium first");
+    let mut w = rw16(0x8A, 0, 1);
+    w[1] = 0x18;
+    e.execute(&w, 0, 512, Data::Out(&buf));
+    assert_eq!(e.backend().0, 2, "FUA write");
+    e.execute(&rw10(0x2E, 0, 1), 0, 512, Data::Out(&buf));
+    assert_eq!(e.backend().0, 3, "WRITE AND VERIFY verifies the medium");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -381,7 +707,9 @@ proptest! {
             Just(0x00u8), Just(0x03), Just(0x08), Just(0x0A), Just(0x12), Just(0x15), Just(0x1A),
             Just(0x1B), Just(0x1E), Just(0x25), Just(0x28), Just(0x2A), Just(0x2F), Just(0x35),
             Just(0x41), Just(0x42), Just(0x55), Just(0x5A), Just(0x88), Just(0x8A), Just(0x8F),
-            Just(0x91), Just(0x93), Just(0x9E), Just(0xA0), Just(0xA8), Just(0xAA), any::<u8>()
+            Just(0x91), Just(0x93), Just(0x9E), Just(0xA0), Just(0xA8), Just(0xAA), Just(0x2E),
+            Just(0x34), Just(0x89), Just(0x8E), Just(0x90), Just(0xA3), Just(0xAE), Just(0xAF),
+            any::<u8>()
         ],
         requested in 0u64..70_000,
         buffer in 0usize..70_000,
