@@ -25,6 +25,13 @@ pub trait BlockBackend {
     fn write(&mut self, lba: u64, data: &[u8]) -> Result<(), BackendError>;
     /// Make every acknowledged write durable.
     fn flush(&mut self) -> Result<(), BackendError>;
+    /// A forced-unit-access write: `data` is durable when this returns. The default writes and
+    /// then flushes everything; a backend with a write-back cache can write these blocks
+    /// through instead (superseding cached copies of them) and leave the rest cached.
+    fn write_fua(&mut self, lba: u64, data: &[u8]) -> Result<(), BackendError> {
+        self.write(lba, data)?;
+        self.flush()
+    }
     /// Thin provisioning: `Some` if UNMAP / WRITE SAME(UNMAP) are supported.
     fn unmap(&mut self, _lba: u64, _blocks: u64) -> Option<Result<(), BackendError>> {
         None

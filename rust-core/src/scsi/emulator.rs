@@ -695,12 +695,21 @@ impl<B: BlockBackend> Emulator<B> {
         if bytes == 0 {
             return Completion::good(0);
         }
-        let mut result = self.backend.write(r.lba, &buf[..bytes as usize]);
         // FUA, or no write cache: durable before completion.
-        if result.is_ok() && (r.fua || !self.write_cache) {
-            result = self.backend.flush();
-        }
+        let result = self.durable_write(r.lba, &buf[..bytes as usize], r.fua);
         Self::backend_result(result, bytes)
+    }
+
+    /// A write that honours FUA (the blocks durable before completion, `write_fua`) and the
+    /// caching mode page (WCE = 0: every write durable before completion).
+    fn durable_write(&mut self, lba: u64, data: &[u8], fua: bool) -> Result<(), BackendError> {
+        if fua {
+            self.backend.write_fua(lba, data)
+        } else if self.write_cache {
+            self.backend.write(lba, data)
+        } else {
+            self.backend.write(lba, data).and_then(|()| self.backend.flush())
+        }
     }
 
     fn verify(&mut self, r: Range, byte_check: bool, requested: u64, data: Data<'_>) -> Completion {
@@ -851,8 +860,8 @@ impl<B: BlockBackend> Emulator<B> {
         Completion::good(if no_data_out { 0 } else { bs as u64 })
     }
 
-    /// WRITE AND VERIFY: the write, made durable (the verification is of the medium, not of a
-    /// write-back cache), then every block read back — and compared with the data-out when
+    /// WRITE AND VERIFY: the write, made durable (`write_fua`: the verification is of the
+    /// medium, not of a write-back cache), then every block read back — and compared with the data-out when
     /// `byte_check`. A block that does not read back as written is MISCOMPARE 1D/00 with its
     /// LBA.
     fn write_verify(
@@ -874,7 +883,7 @@ impl<B: BlockBackend> Emulator<B> {
             return Completion::good(0);
         }
         let written = &buf[..bytes as usize];
-        if let Err(e) = self.backend.write(r.lba, written).and_then(|()| self.backend.flush()) {
+        if let Err(e) = self.backend.write_fua(r.lba, written) {
             return Self::backend_result(Err(e), 0);
         }
         let bs = self.backend.block_size() as usize;
@@ -944,10 +953,7 @@ impl<B: BlockBackend> Emulator<B> {
                 );
             }
         }
-        let mut result = self.backend.write(r.lba, write);
-        if result.is_ok() && (r.fua || !self.write_cache) {
-            result = self.backend.flush();
-        }
+        let result = self.durable_write(r.lba, write, r.fua);
         Self::backend_result(result, 2 * half as u64)
     }
 

@@ -54,6 +54,12 @@ pub trait Array: fmt::Debug {
     fn read(&mut self, volume: u16, lba: u64, data: &mut [u8]) -> Result<(), BackendError>;
     fn write(&mut self, volume: u16, lba: u64, data: &[u8]) -> Result<(), BackendError>;
     fn flush(&mut self, volume: u16) -> Result<(), BackendError>;
+    /// A FUA write: on the drives when this returns. The default writes and flushes the
+    /// volume; the RAID engine writes the blocks through and leaves the rest of its cache.
+    fn write_fua(&mut self, volume: u16, lba: u64, data: &[u8]) -> Result<(), BackendError> {
+        self.write(volume, lba, data)?;
+        self.flush(volume)
+    }
     fn unmap(&mut self, _volume: u16, _lba: u64, _blocks: u64) -> Option<Result<(), BackendError>> {
         None
     }
@@ -126,6 +132,10 @@ impl BlockBackend for VolumePort {
 
     fn flush(&mut self) -> Result<(), BackendError> {
         self.array.borrow_mut().flush(self.volume)
+    }
+
+    fn write_fua(&mut self, lba: u64, data: &[u8]) -> Result<(), BackendError> {
+        self.array.borrow_mut().write_fua(self.volume, lba, data)
     }
 
     fn unmap(&mut self, lba: u64, blocks: u64) -> Option<Result<(), BackendError>> {
@@ -602,6 +612,10 @@ impl Array for crate::raid::Raid {
         crate::raid::Raid::flush(self, u32::from(volume)).map_err(io_error)
     }
 
+    fn write_fua(&mut self, volume: u16, lba: u64, data: &[u8]) -> Result<(), BackendError> {
+        crate::raid::Raid::write_through(self, u32::from(volume), lba, data).map_err(io_error)
+    }
+
     fn last_event(&self) -> u64 {
         self.last_event_seq()
     }
@@ -709,6 +723,40 @@ mod tests {
         s.zero(CHUNK - 500, 1000);
         s.read(CHUNK - 500, &mut out);
         assert!(out.iter().all(|b| *b == 0));
+    }
+
+    /// The firmware's volume path (an emulator over a `VolumePort` over the RAID engine): a FUA
+    /// write and WRITE AND VERIFY reach the drives without flushing the rest of the cache, and
+    /// REPORT SUPPORTED OPERATION CODES answers as the core decides.
+    #[test]
+    fn volume_port_writes_fua_through_the_raid_cache() {
+        use dkraid_core::scsi::{Data, Emulator, Identity, Limits};
+        let raid = Rc::new(RefCell::new(crate::raid::Raid::default()));
+        let shared: SharedArray = raid.clone();
+        let port = VolumePort::new(shared, 0).unwrap();
+        let mut e = Emulator::new(port, Identity::dkraid(b"v", 0), Limits::default());
+        e.execute(&[0u8; 6], 0, 0, Data::None);
+        let dirty = || raid.borrow().volume(0).unwrap().dirty_bytes;
+        let w10 = |op: u8, flags: u8, lba: u8| [op, flags, 0, 0, 0, lba, 0, 0, 1, 0];
+        assert_eq!(e.execute(&w10(0x2A, 0, 1), 0, 512, Data::Out(&[1; 512])).status, 0);
+        assert_eq!(dirty(), 512);
+        assert_eq!(e.execute(&w10(0x2A, 0x08, 2), 0, 512, Data::Out(&[2; 512])).status, 0);
+        assert_eq!(e.execute(&w10(0x2E, 0x02, 3), 0, 512, Data::Out(&[3; 512])).status, 0);
+        assert_eq!(dirty(), 512, "FUA and WRITE AND VERIFY went through");
+        assert_eq!(raid.borrow_mut().power_loss(), 512);
+        let mut out = [0u8; 1024];
+        let read = [0x28, 0, 0, 0, 0, 2, 0, 0, 2, 0];
+        assert_eq!(e.execute(&read, 0, 1024, Data::In(&mut out)).status, 0);
+        assert_eq!((out[0], out[512]), (2, 3));
+        let mut rsoc = [0u8; 12];
+        rsoc[0] = 0xA3;
+        rsoc[1] = 0x0C;
+        rsoc[2] = 0x01;
+        rsoc[3] = 0x89;
+        rsoc[9] = 64;
+        let mut d = [0u8; 64];
+        let c = e.execute(&rsoc, 0, 64, Data::In(&mut d));
+        assert_eq!((c.status, c.bytes, d[1], d[4]), (0, 20, 0x03, 0x89), "COMPARE AND WRITE");
     }
 
     #[test]

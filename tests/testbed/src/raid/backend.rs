@@ -81,4 +81,10 @@ impl BlockBackend for VolumeBackend {
         let r = self.raid.borrow_mut().flush(self.volume);
         self.map(r)
     }
+
+    /// FUA: through to the drives, the rest of the cache left as it is.
+    fn write_fua(&mut self, lba: u64, data: &[u8]) -> Result<(), BackendError> {
+        let r = self.raid.borrow_mut().write_through(self.volume, lba, data);
+        self.map(r)
+    }
 }

@@ -922,7 +922,7 @@ impl Raid {
     pub fn write(&mut self, volume: VolumeId, lba: u64, data: &[u8]) -> Result<(), RaidError> {
         let budget = self.cache_bytes;
         let vol = self.volumes.get(&volume).ok_or(RaidError::NoSuchVolume { volume })?;
-        let blocks = Raid::check_io(vol, lba, data.len()).map_err(|e| self.with_failed(e))?;
+        Raid::check_io(vol, lba, data.len()).map_err(|e| self.with_failed(e))?;
         if vol.write_back && (data.len() as u64) < budget {
             if vol.cache.footprint_bytes() + data.len() as u64 + 2 * LINE_BYTES > budget {
                 self.flush(volume)?;
@@ -932,6 +932,20 @@ impl Raid {
             }
             return Ok(());
         }
+        self.write_through(volume, lba, data)
+    }
+
+    /// Write whole blocks at `lba` to the drives before returning, whatever the cache mode (a
+    /// FUA write). Older dirty cached copies of these blocks are superseded; the volume's other
+    /// dirty blocks stay in the cache.
+    pub fn write_through(
+        &mut self,
+        volume: VolumeId,
+        lba: u64,
+        data: &[u8],
+    ) -> Result<(), RaidError> {
+        let vol = self.volumes.get(&volume).ok_or(RaidError::NoSuchVolume { volume })?;
+        let blocks = Raid::check_io(vol, lba, data.len()).map_err(|e| self.with_failed(e))?;
         let mut array = Array::new(vol, &mut self.drives);
         let result = array.write(lba, data);
         let incidents = std::mem::take(&mut array.incidents);

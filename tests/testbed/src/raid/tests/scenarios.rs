@@ -508,6 +508,35 @@ fn flush_puts_acknowledged_writes_on_the_drives() {
     assert_eq!(raw, [0xC3u8; 512]);
 }
 
+/// A FUA write goes through to the drives and supersedes the cached copies of its blocks; the
+/// volume's other dirty blocks stay cached.
+#[test]
+fn write_through_bypasses_the_cache_for_its_blocks_only() {
+    let mut t = Tb::new(Level::Raid5, 3, 0, 512, true);
+    t.raid.write(0, 10, &[0xA1u8; 2048]).unwrap();
+    t.raid.write(0, 100, &[0x5Au8; 512]).unwrap();
+    assert_eq!(t.raid.volume(0).unwrap().dirty_bytes, 2560);
+    t.raid.write_through(0, 11, &[0xB2u8; 1024]).unwrap();
+    assert_eq!(t.raid.volume(0).unwrap().dirty_bytes, 1536, "blocks 11-12 superseded");
+    let (slot, member) = t.raid.layout(0).unwrap().map(12);
+    let mut raw = [0u8; 512];
+    t.raid.peek(slot as u32, member * 512, &mut raw).unwrap();
+    assert_eq!(raw, [0xB2u8; 512], "on the medium");
+    let mut buf = vec![0u8; 2048];
+    t.raid.read(0, 10, &mut buf).unwrap();
+    assert_eq!(&buf[..512], &[0xA1u8; 512][..]);
+    assert_eq!(&buf[512..1536], &[0xB2u8; 1024][..]);
+    assert_eq!(&buf[1536..], &[0xA1u8; 512][..]);
+    // A power loss loses only what was never written through.
+    assert_eq!(t.raid.power_loss(), 1536);
+    t.raid.read(0, 10, &mut buf).unwrap();
+    assert_eq!(&buf[512..1536], &[0xB2u8; 1024][..]);
+    assert_eq!(&buf[..512], &[0u8; 512][..]);
+    assert_consistent(&t.raid, "after write-through");
+    assert!(t.raid.write_through(0, 1 << 40, &[0u8; 512]).is_err(), "past the end");
+    assert!(t.raid.write_through(9, 0, &[0u8; 512]).is_err(), "no such volume");
+}
+
 #[test]
 fn going_write_through_flushes() {
     let mut t = Tb::new(Level::Raid1, 2, 0, 512, true);
@@ -867,4 +896,62 @@ fn a_dedicated_spare_rebuilds_only_its_volume() {
     raid.delete_volume(b).unwrap();
     assert_eq!((raid.dedicated_to(3), raid.drive(3).unwrap().volume), (None, None));
     assert_eq!(raid.drive(3).unwrap().state, DriveState::HotSpare);
+}
+
+/// The SBC commands of issue 14 on a RAID volume, the way the firmware runs them: FUA, WRITE
+/// AND VERIFY and COMPARE AND WRITE reach the drives; they work on a degraded volume.
+#[test]
+fn fua_write_and_verify_and_compare_and_write_on_a_volume() {
+    let raid = Rc::new(RefCell::new(Raid::default()));
+    let backend = VolumeBackend::new(raid.clone(), 0).unwrap();
+    let mut disk = Emulator::new(backend, Identity::dkraid(b"RAID5 volume", 0), Limits::default());
+    disk.execute(&[0u8; 6], 0, 0, Data::None);
+    let dirty = |raid: &Rc<RefCell<Raid>>| raid.borrow().volume(0).unwrap().dirty_bytes;
+    // A cached write elsewhere stays cached across a FUA write.
+    assert_eq!(disk.execute(&cdb10(0x2A, 0, 1, false), 0, 512, Data::Out(&[1u8; 512])).status, 0);
+    assert_eq!(dirty(&raid), 512);
+    let c = disk.execute(&cdb10(0x2A, 64, 2, true), 0, 1024, Data::Out(&[2u8; 1024]));
+    assert_eq!((c.status, dirty(&raid)), (0, 512), "FUA: through, the rest of the cache kept");
+    // WRITE AND VERIFY(10) with BYTCHK: written through and compared from the drives.
+    let data: Vec<u8> = (0..4096).map(|i| (i % 241) as u8).collect();
+    let mut wv = cdb10(0x2E, 128, 8, false);
+    wv[1] = 0x02;
+    let c = disk.execute(&wv, 0, 4096, Data::Out(&data));
+    assert_eq!((c.status, c.bytes, dirty(&raid)), (0, 4096, 512));
+    assert_eq!(raid.borrow_mut().power_loss(), 512, "only the plain write was lost");
+    let mut back = vec![0u8; 4096];
+    disk.execute(&cdb10(0x28, 128, 8, false), 0, 4096, Data::In(&mut back));
+    assert_eq!(back, data);
+    // COMPARE AND WRITE on a degraded volume: the compare reads reconstruct, the write lands.
+    raid.borrow_mut().fail_drive(2).unwrap();
+    let mut caw = [0u8; 16];
+    caw[0] = 0x89;
+    caw[1] = 0x08; // FUA
+    caw[2..10].copy_from_slice(&128u64.to_be_bytes());
+    caw[13] = 8;
+    let mut both = data.clone();
+    both.extend(std::iter::repeat_n(0xC4u8, 4096));
+    let c = disk.execute(&caw, 0, 8192, Data::Out(&both));
+    assert_eq!((c.status, c.bytes), (0, 8192));
+    disk.execute(&cdb10(0x28, 128, 8, false), 0, 4096, Data::In(&mut back));
+    assert_eq!(back, vec![0xC4u8; 4096]);
+    // Compared against the old data again: a miscompare at byte 0, nothing written.
+    let c = disk.execute(&caw, 0, 8192, Data::Out(&both));
+    let sense = c.sense.unwrap();
+    assert_eq!(
+        (sense.key, sense.asc, sense.information),
+        (SenseKey::Miscompare, Asc::MISCOMPARE_DURING_VERIFY, Some(0))
+    );
+    disk.execute(&cdb10(0x28, 128, 8, false), 0, 4096, Data::In(&mut back));
+    assert_eq!(back, vec![0xC4u8; 4096]);
+    // WRITE SAME(10): the pattern in every block.
+    let c = disk.execute(&cdb10(0x41, 300, 40, false), 0, 512, Data::Out(&[0x77u8; 512]));
+    assert_eq!(c.status, 0);
+    let mut many = vec![0u8; 41 * 512];
+    disk.execute(&cdb10(0x28, 300, 41, false), 0, many.len() as u64, Data::In(&mut many));
+    assert!(many[..40 * 512].iter().all(|b| *b == 0x77));
+    assert!(many[40 * 512..].iter().all(|b| *b == 0));
+    raid.borrow_mut().finish_rebuilds();
+    raid.borrow_mut().flush(0).unwrap();
+    assert_consistent(&raid.borrow(), "after the SBC commands");
 }
