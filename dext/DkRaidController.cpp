@@ -833,7 +833,12 @@ kern_return_t IMPL(DkRaidController, UserProcessParallelTask)
     defined(DKRAID_VARIANT_CHECK_CONDITION_WITHOUT_SENSE)
     BreakResponseForVariant(&task, &out, (uint8_t *)data);
 #endif
-    if (disposition == DK_TASK_COMPLETED_NOW) {
+    if (disposition == DK_TASK_COMPLETED_NOW_SERVICE_SOON) {
+        /* Nothing outstanding would arm the timer, yet the hardware needs a service pass. */
+        CoreLock lock(ivars->coreLock);
+        ArmServiceLocked(ivars, DkRaidNowNs());
+    }
+    if (disposition == DK_TASK_COMPLETED_NOW || disposition == DK_TASK_COMPLETED_NOW_SERVICE_SOON) {
         /* Completed inline: the action stays valid for this call, so no retain is needed. The
          * slot is freed first, as in Service: the kernel may reuse the ID once it has the reply. */
         ret = DKRAID_LOCKED(dk_task_delivered(ivars->core, task.fControllerTaskIdentifier));

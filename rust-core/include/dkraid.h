@@ -177,6 +177,9 @@ typedef struct dk_dma_specification {
 /* What dk_process_parallel_task decided. */
 #define DK_TASK_IN_PROCESS 0u    /* the hardware owns it; the completion comes later */
 #define DK_TASK_COMPLETED_NOW 1u /* *out_response is filled: complete it now */
+/* As DK_TASK_COMPLETED_NOW, and run dk_service soon (arm the timer for now): the hardware needs
+ * a service pass no outstanding task would cause, e.g. a request ring stuck full. */
+#define DK_TASK_COMPLETED_NOW_SERVICE_SOON 2u
 
 /* Target work the dext performs on its private target queue, one operation at a time. */
 #define DK_TARGET_WORK_NONE 0u

@@ -24,6 +24,9 @@ pub enum TaskDisposition {
     InProcess,
     /// The response is built: complete it now.
     CompletedNow,
+    /// As `CompletedNow`, and run `dk_service` soon: the hardware needs a service pass that no
+    /// outstanding task would otherwise cause (a request ring stuck full, say).
+    CompletedNowServiceSoon,
 }
 
 impl TaskDisposition {
@@ -31,6 +34,7 @@ impl TaskDisposition {
         match self {
             TaskDisposition::InProcess => abi::DK_TASK_IN_PROCESS,
             TaskDisposition::CompletedNow => abi::DK_TASK_COMPLETED_NOW,
+            TaskDisposition::CompletedNowServiceSoon => abi::DK_TASK_COMPLETED_NOW_SERVICE_SOON,
         }
     }
 }
@@ -446,6 +450,7 @@ impl<P: Platform> Controller<P> {
             ..Default::default()
         };
         let emulated = self.emulated(task.fTargetID);
+        let mut service_soon = false;
         match (emulated, self.fake.as_mut()) {
             (true, Some(device)) => {
                 let cdb_len =
@@ -471,7 +476,18 @@ impl<P: Platform> Controller<P> {
             _ if self.hardware.is_some() && self.targets.is_reachable(task.fTargetID) => {
                 let now = self.platform.monotonic_time_ns();
                 let hw = self.hardware.as_mut().ok_or(ControllerError::NoTasksMapped)?;
-                if !hw.is_operational() {
+                if hw.failed().is_some() {
+                    // Dead for good: a hard error the host does not retry, with its sense.
+                    let sense = crate::scsi::sense::Sense::new(
+                        crate::scsi::sense::SenseKey::HardwareError,
+                        crate::scsi::sense::Asc::INTERNAL_TARGET_FAILURE,
+                    )
+                    .to_fixed();
+                    response.fServiceResponse = abi::ServiceResponse::TASK_COMPLETE.0;
+                    response.fCompletionStatus = abi::TaskStatus::CHECK_CONDITION.0;
+                    response.fSenseLength = sense.len() as u8;
+                    response.fSenseBuffer[..sense.len()].copy_from_slice(&sense);
+                } else if !hw.is_operational() {
                     // The firmware is coming up (or back after a reset): the kernel retries.
                     response.fServiceResponse = abi::ServiceResponse::TASK_COMPLETE.0;
                     response.fCompletionStatus = abi::TaskStatus::BUSY.0;
@@ -481,6 +497,7 @@ impl<P: Platform> Controller<P> {
                         Err(crate::firmware::RequestError::RingFull) => {
                             response.fServiceResponse = abi::ServiceResponse::TASK_COMPLETE.0;
                             response.fCompletionStatus = abi::TaskStatus::TASK_SET_FULL.0;
+                            service_soon = hw.needs_service();
                         }
                         Err(e) => {
                             log::error!("dkraid: {id} cannot be sent to the firmware: {e:?}");
@@ -502,7 +519,11 @@ impl<P: Platform> Controller<P> {
         self.pool.complete(id)?;
         let now = self.platform.monotonic_time_ns();
         self.stats.complete(task.fTargetID, self.started[(id.get() - 1) as usize], now, response);
-        Ok(TaskDisposition::CompletedNow)
+        Ok(if service_soon {
+            TaskDisposition::CompletedNowServiceSoon
+        } else {
+            TaskDisposition::CompletedNow
+        })
     }
 
     /// Complete an outstanding task with a delivery failure (Stop, reset): Submitted →

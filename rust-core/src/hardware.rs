@@ -29,10 +29,33 @@ pub const SINGLE_IO_ATTEMPTS: u8 = 3;
 /// How often the timer wants to run once everything is up (timeouts).
 pub const TICK_NS: u64 = 100_000_000;
 
+/// Bring-up attempts (the first one included) before the controller is declared dead. Real RAID
+/// firmware can take minutes to come READY after a reset; each attempt waits up to
+/// `INIT_TIMEOUT_NS` for READY and again for OPERATIONAL, then the controller is reset and the
+/// next attempt starts after a back-off of 1 s doubling to 32 s: about 4.5 minutes in all.
+pub const BRINGUP_ATTEMPTS: u32 = 8;
+pub const BRINGUP_FIRST_BACKOFF_NS: u64 = 1_000_000_000;
+pub const BRINGUP_MAX_BACKOFF_NS: u64 = 32_000_000_000;
+
+/// The back-off after the `failures`-th failed bring-up (1-based).
+pub const fn bringup_backoff_ns(failures: u32) -> u64 {
+    let shift = if failures == 0 { 0 } else { failures - 1 };
+    let ns = if shift >= 6 { u64::MAX } else { BRINGUP_FIRST_BACKOFF_NS << shift };
+    if ns > BRINGUP_MAX_BACKOFF_NS {
+        BRINGUP_MAX_BACKOFF_NS
+    } else {
+        ns
+    }
+}
+
 /// The stage's own work, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Work {
     BringUp,
+    /// A bring-up failed: the controller is reset and brought up again at `at_ns`.
+    RetryBringUp {
+        at_ns: u64,
+    },
     /// Stage 2: the read is to be sent, or is in flight; `attempts` counts the sends.
     SingleIo {
         sent: bool,
@@ -64,6 +87,8 @@ pub struct Hardware {
     work: Work,
     /// The last event sequence fetched.
     events_fetched: u32,
+    /// Bring-ups that failed in a row (0 once the firmware is operational).
+    bringup_failures: u32,
     pub single_io: Option<SingleIoResult>,
 }
 
@@ -75,6 +100,7 @@ impl Hardware {
             started: false,
             work: Work::BringUp,
             events_fetched: 0,
+            bringup_failures: 0,
             single_io: None,
         }
     }
@@ -83,10 +109,17 @@ impl Hardware {
         &self.firmware
     }
 
+    /// The firmware needs a service pass soon, though no task is outstanding to arm the timer.
+    pub fn needs_service(&self) -> bool {
+        self.firmware.needs_service()
+    }
+
     pub fn is_operational(&self) -> bool {
         self.firmware.is_operational()
     }
 
+    /// The controller is dead for good (its bring-up failed `BRINGUP_ATTEMPTS` times, or in a
+    /// way a reset cannot cure): I/O gets a hard error, not BUSY.
     pub fn failed(&self) -> Option<FirmwareError> {
         match self.work {
             Work::Failed(e) => Some(e),
@@ -133,16 +166,19 @@ impl Hardware {
             }
             self.started = true;
         }
+        if let Work::RetryBringUp { at_ns } = self.work {
+            if now_ns < at_ns {
+                return at_ns - now_ns;
+            }
+            self.firmware.reset(platform, pool, now_ns, |_, r| completed(r));
+            self.work = Work::BringUp;
+        }
         if self.work == Work::BringUp {
             match self.firmware.step(platform, now_ns) {
                 Step::Pending { poll_in_ns } => return poll_in_ns,
-                Step::Failed(e) => {
-                    log::error!("dkraid: firmware bring-up failed: {e}");
-                    self.work = Work::Failed(e);
-                    admin.firmware_failed();
-                    return 0;
-                }
+                Step::Failed(e) => return self.bringup_failed(e, now_ns, admin),
                 Step::Operational => {
+                    self.bringup_failures = 0;
                     self.work = match self.stage {
                         Stage::SingleIo => Work::SingleIo { sent: false, attempts: 0 },
                         _ => Work::ListVolumes { sent: false },
@@ -210,10 +246,39 @@ impl Hardware {
         }
     }
 
+    /// A bring-up attempt failed: retry after a back-off, or give up for good.
+    fn bringup_failed(&mut self, e: FirmwareError, now_ns: u64, admin: &mut AdminEngine) -> u64 {
+        self.bringup_failures += 1;
+        let n = self.bringup_failures;
+        // A reset cures a firmware that is slow, stalled or faulted; not one whose facts do not
+        // fit the driver, nor memory the host could not map.
+        let curable = matches!(e, FirmwareError::Timeout { .. } | FirmwareError::Fault { .. });
+        if !curable || n >= BRINGUP_ATTEMPTS {
+            log::error!(
+                "dkraid: the controller is dead: bring-up failed {n} time(s), last: {e}; every \
+                 I/O now fails with HARDWARE ERROR 44/00 (internal target failure)"
+            );
+            self.work = Work::Failed(e);
+            admin.firmware_failed();
+            return 0;
+        }
+        let backoff = bringup_backoff_ns(n);
+        log::warn!(
+            "dkraid: firmware bring-up attempt {n} of {BRINGUP_ATTEMPTS} failed: {e}; resetting \
+             the controller and trying again in {} s",
+            backoff / 1_000_000_000
+        );
+        self.work = Work::RetryBringUp { at_ns: now_ns.saturating_add(backoff) };
+        backoff
+    }
+
     /// Whether the stage has work of its own for the control frame that is not sent yet.
     fn stage_wants_control(&self) -> bool {
         match self.work {
-            Work::BringUp | Work::SingleIo { sent: false, .. } | Work::ListVolumes { .. } => true,
+            Work::BringUp
+            | Work::RetryBringUp { .. }
+            | Work::SingleIo { sent: false, .. }
+            | Work::ListVolumes { .. } => true,
             Work::Running => self.firmware.last_event > self.events_fetched,
             Work::SingleIo { sent: true, .. } | Work::Failed(_) => false,
         }
@@ -352,5 +417,22 @@ impl Hardware {
 
     pub fn release<P: Platform>(&mut self, platform: &mut P) {
         self.firmware.release(platform);
+    }
+}
+
+#[cfg(test)]
+mod bringup_tests {
+    use super::*;
+
+    #[test]
+    fn the_bring_up_back_off_doubles_to_its_cap_and_the_attempts_fit_a_documented_window() {
+        let waits: Vec<u64> = (1..BRINGUP_ATTEMPTS).map(bringup_backoff_ns).collect();
+        assert_eq!(waits[..6], [1, 2, 4, 8, 16, 32].map(|s| s * 1_000_000_000));
+        assert!(waits.iter().all(|w| *w <= BRINGUP_MAX_BACKOFF_NS));
+        assert_eq!(bringup_backoff_ns(u32::MAX), BRINGUP_MAX_BACKOFF_NS, "no overflow");
+        // Worst case: every attempt waits INIT_TIMEOUT for READY and again for OPERATIONAL.
+        let worst = u64::from(BRINGUP_ATTEMPTS) * 2 * crate::firmware::driver::INIT_TIMEOUT_NS
+            + waits.iter().sum::<u64>();
+        assert!(worst <= 5 * 60 * 1_000_000_000, "{worst} ns");
     }
 }

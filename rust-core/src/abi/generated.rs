@@ -24,6 +24,7 @@ pub const DK_STAGE_SINGLE_IO: u32 = 2;
 pub const DK_STAGE_FULL: u32 = 3;
 pub const DK_TASK_IN_PROCESS: u32 = 0;
 pub const DK_TASK_COMPLETED_NOW: u32 = 1;
+pub const DK_TASK_COMPLETED_NOW_SERVICE_SOON: u32 = 2;
 pub const DK_TARGET_WORK_NONE: u32 = 0;
 pub const DK_TARGET_WORK_CREATE: u32 = 1;
 pub const DK_TARGET_WORK_DESTROY: u32 = 2;

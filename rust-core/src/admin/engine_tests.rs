@@ -680,14 +680,21 @@ mod in_the_controller {
         assert_eq!(c.admin_next_ready().map(|r| r.0), Some(t));
         assert_eq!(answer(&fetch(&mut c, t)).status, status::BUSY);
         assert_eq!(c.admin().state(queued), SlotState::Queued);
-        // It never comes back: bring-up times out, the queued request fails.
+        // It never comes back: every bring-up attempt times out (retried with back-off), then
+        // the controller is dead and the queued request fails.
         crate::firmware::tests::set_state(c.platform_mut(), fw::fw_state::RESET);
-        service(&mut c, 200_000_000 + 20_000_000_000);
+        let mut now = 200_000_000 + 20_000_000_000;
+        service(&mut c, now);
+        while c.hardware().unwrap().failed().is_none() && now < 400_000_000_000 {
+            assert_eq!(c.admin().state(queued), SlotState::Queued, "kept while retrying");
+            now += 1_000_000_000;
+            service(&mut c, now);
+        }
         assert!(c.hardware().unwrap().failed().is_some());
         assert_eq!(answer(&fetch(&mut c, queued)).status, status::DEVICE_ERROR);
         // And later requests fail at once (on the next service pass).
         let late = c.admin_submit(OWNER, &req(3, &Body::VolumeList), false).unwrap();
-        service(&mut c, 30_000_000_000);
+        service(&mut c, now + 1_000_000_000);
         assert_eq!(answer(&fetch(&mut c, late)).status, status::DEVICE_ERROR);
         assert_eq!(c.admin_event_sequence(), 0);
         c.teardown();

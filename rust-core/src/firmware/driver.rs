@@ -181,6 +181,10 @@ pub struct Firmware {
     /// When the control request (management or I/O, not an abort: aborts have their own)
     /// gives up; set by the first [`Firmware::tick`] that sees it, 0 when none is in flight.
     control_deadline: u64,
+    /// The request ring looked full with nothing outstanding: impossible on healthy firmware
+    /// (it consumed nothing, or its consumer index went back after a self-reset). The next
+    /// [`Firmware::tick`] resets the controller.
+    ring_stuck: bool,
     /// The newest event sequence the firmware announced.
     pub last_event: u32,
     /// Replies dropped because they were bogus, stale or duplicates.
@@ -240,6 +244,7 @@ impl Firmware {
             tags: Tags::new(),
             control: None,
             control_deadline: 0,
+            ring_stuck: false,
             last_event: 0,
             dropped_replies: 0,
             next_state_check: 0,
@@ -410,6 +415,19 @@ impl Firmware {
             .and_then(|descriptor| self.post(platform, &descriptor));
         if let Err(e) = posted {
             self.tags.clear(smid);
+            // Every descriptor on the ring is a request the firmware has not answered: a task
+            // it holds or the control request. A ring fuller than that means the firmware's
+            // consumer index went back (a self-reset): nothing posted would ever be taken.
+            let held = self.deadlines.iter().filter(|d| **d != 0).count()
+                + usize::from(self.control.is_some());
+            let queued = usize::from(self.requests.queued());
+            if e == RequestError::RingFull && queued > held && !self.ring_stuck {
+                log::error!(
+                    "dkraid: the request ring is full ({queued} entries queued) with {held} \
+                     request(s) outstanding: the firmware lost its rings; resetting the controller"
+                );
+                self.ring_stuck = true;
+            }
             return Err(e);
         }
         let timeout = match task.fTimeoutInMilliSec {
@@ -590,6 +608,9 @@ impl Firmware {
         if self.phase != Phase::Operational {
             return false;
         }
+        if self.ring_stuck {
+            return true;
+        }
         // The health check: a firmware that reset or faulted on its own has dropped whatever it
         // held; finding out now beats waiting for every task's timeout.
         if now_ns >= self.next_state_check {
@@ -698,6 +719,11 @@ impl Firmware {
     }
 
     /// Whether the control frame is in use (a management request, an abort, stage 2's read).
+    /// A service pass is needed now (the ring is stuck: [`Firmware::tick`] resets).
+    pub fn needs_service(&self) -> bool {
+        self.ring_stuck
+    }
+
     pub fn control_busy(&self) -> bool {
         self.control.is_some()
     }
@@ -839,6 +865,7 @@ impl Firmware {
         }
         self.control = None;
         self.control_deadline = 0;
+        self.ring_stuck = false;
         self.tags.clear_all();
         if let Some(mut r) = self.regions {
             r.requests.bytes_mut().fill(0);

@@ -130,6 +130,11 @@ impl RequestRing {
         }
     }
 
+    /// Descriptors posted and not yet consumed, as the last consumer index read says.
+    pub fn queued(&self) -> u16 {
+        (self.producer + self.entries - self.consumer) % self.entries
+    }
+
     pub fn is_full(&self) -> bool {
         (self.producer + 1) % self.entries == self.consumer
     }

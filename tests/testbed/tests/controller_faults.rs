@@ -326,3 +326,118 @@ fn hot_plug_survives_a_controller_reset_during_the_new_disks_probe() {
     assert_eq!(r["targets"], serde_json::json!([0]));
     assert_eq!(disks(&r), [(0, true), (1, false)]);
 }
+
+// Issue 18's reproducers: found by a random fault campaign, each failed before its fix.
+
+#[test]
+fn a_self_reset_that_leaves_the_request_ring_looking_full_is_detected_and_recovered() {
+    // REQUEST_CONSUMER went back to 0 with the host's producer at ring_size-1: every I/O got
+    // TASK SET FULL, nothing was outstanding to arm a timer, and 532 I/Os failed after 17.7 h.
+    let r = verify("8MiB", &["--block", "16KiB", "--qd", "1", "--reset-at", "48"]);
+    assert!(logs(&r).iter().any(|l| l.contains("the request ring is full")), "{:#}", r["logs"]);
+    assert!(r["virtual_ns"].as_u64().unwrap() < 10_000_000_000, "recovered at once");
+}
+
+#[test]
+fn a_bring_up_slower_than_one_init_timeout_is_retried_with_back_off() {
+    // A 40 s stall outlives one 10 s INIT_TIMEOUT after the reset: the bring-up is retried
+    // (1 s, 2 s, 4 s ...) instead of the controller failing for good.
+    let cases: [&[&str]; 3] = [
+        &[
+            "--seed",
+            "2398",
+            "--drives",
+            "8x1GiB",
+            "--volume",
+            "raid0:0-3:strip=128k",
+            "--block",
+            "1MiB",
+            "--qd",
+            "8",
+            "--stall-firmware",
+            "40000:14",
+            "--target-reset",
+            "0:34",
+        ],
+        &[
+            "--seed",
+            "9",
+            "--drives",
+            "8x1GiB",
+            "--volume",
+            "raid5:0-4:block=4096:strip=16k",
+            "--spare",
+            "5",
+            "--block",
+            "64KiB",
+            "--qd",
+            "2",
+            "--reset-at",
+            "44",
+            "--fail-drive",
+            "4:60",
+            "--stall-firmware",
+            "40000:43",
+        ],
+        &[
+            "--seed",
+            "2171",
+            "--drives",
+            "8x1GiB",
+            "--volume",
+            "raid1:0,1",
+            "--spare",
+            "7",
+            "--block",
+            "1MiB",
+            "--qd",
+            "16",
+            "--abort-task",
+            "25",
+            "--stall-firmware",
+            "40000:15",
+        ],
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let size = if i == 2 { "8MiB" } else { "4MiB" };
+        let r = verify(size, extra);
+        let lines = logs(&r);
+        assert!(lines.iter().any(|l| l.contains("bring-up attempt 1 of 8 failed")), "{extra:?}");
+        assert!(!lines.iter().any(|l| l.contains("the controller is dead")), "{extra:?}");
+    }
+}
+
+#[test]
+fn a_controller_that_never_comes_back_is_declared_dead_and_fails_io_hard_and_fast() {
+    // 15 minutes of silence: every bring-up attempt fails, then the controller is dead and
+    // I/O gets HARDWARE ERROR 44/00 at once instead of BUSY for the host's 120 s retry window.
+    let out = sim(&[
+        "io",
+        "--stage",
+        "full",
+        "--verify",
+        "4MiB",
+        "--block",
+        "64KiB",
+        "--qd",
+        "4",
+        "--stall-firmware",
+        "900000:50",
+        "--json",
+    ]);
+    let r = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "I/O failed");
+    assert_eq!(r["violations"], Value::Array(vec![]), "{:#}", r["violations"]);
+    let lines = r["logs"].as_array().unwrap();
+    let dead = lines
+        .iter()
+        .find(|l| l["message"].as_str().unwrap().contains("the controller is dead"))
+        .unwrap_or_else(|| panic!("never declared dead: {:#}", r["logs"]));
+    assert!(dead["message"].as_str().unwrap().contains("bring-up failed 8 time(s)"), "{dead}");
+    let dead_at = dead["time_ns"].as_u64().unwrap();
+    // Every attempt was made: about 4.5 minutes of retries after the 30 s timeout and reset.
+    assert!((150_000_000_000..300_000_000_000).contains(&dead_at), "dead at {dead_at} ns");
+    // After that, what is left fails at once: no I/O waits out a retry window.
+    assert!(r["virtual_ns"].as_u64().unwrap() < dead_at + 5_000_000_000, "{r:#}");
+    assert!(r["errors"].as_u64().unwrap() > 0);
+}
