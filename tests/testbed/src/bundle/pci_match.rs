@@ -97,8 +97,22 @@ pub fn parse(text: &str, default_mask: u32) -> Result<Vec<MatchEntry>, SyntaxErr
             break;
         }
         let value = hex(text, &mut i)?;
+        let after_value = i;
         skip_ws(&mut i);
         let mask = if i < bytes.len() && bytes[i] == b'&' {
+            // The kernel skips only spaces between a value and its `&`: after any other
+            // whitespace it takes the value with the default mask and stops at the `&`.
+            if let Some(k) = bytes[after_value..i].iter().position(|&b| b != b' ') {
+                return Err(SyntaxError {
+                    at: after_value + k,
+                    message: format!(
+                        "{:?} before '&': the kernel skips only spaces between a value and its \
+                         mask, so it reads {:?} with the default mask and stops at the '&'",
+                        bytes[after_value + k] as char,
+                        &text[..after_value].trim_start()
+                    ),
+                });
+            }
             i += 1;
             skip_ws(&mut i);
             hex(text, &mut i)?
@@ -293,6 +307,21 @@ mod tests {
         assert!(err("0x10f01af4&").contains("found the end"));
         assert!(err("0x110f01af4").contains("wider than 32 bits"));
         assert!(err("1af4 0xZZ").contains("at character 6"));
+    }
+
+    /// Found by the `plist` fuzz target (docs/FUZZING.md): lint read "0x1\t&0x2" as 0x1&0x2,
+    /// the kernel as 0x1 with the default mask (it skips only spaces before the `&`).
+    #[test]
+    fn only_spaces_may_come_between_a_value_and_its_mask() {
+        for text in ["0x1\t&0x2", "0x1\n&0x2", "0x1 \r &0x2"] {
+            let e = parse(text, !0).unwrap_err();
+            assert!(e.message.contains("before '&'"), "{text:?}: {e}");
+            assert!(!kernel_list_matches(text, !0, 0x5), "the kernel does not read the mask");
+        }
+        assert_eq!(parse("0x1   &0x2", !0), Ok(vec![e(1, 2)]));
+        assert!(kernel_list_matches("0x1   &0x2", !0, 0x5));
+        assert_eq!(parse("0x1 & \t0x2", !0), Ok(vec![e(1, 2)]), "whitespace after '&' is fine");
+        assert!(kernel_list_matches("0x1 & \t0x2", !0, 0x5));
     }
 
     #[test]
