@@ -502,17 +502,56 @@ fn probe_and_attach(target: u64) -> i32 {
 pub fn timer_create(queue: u64) -> u64 {
     with_world(|w| {
         let id = w.timers.keys().next_back().copied().unwrap_or(0) + 1;
-        w.timers.insert(id, Timer { queue, generation: 0 });
+        w.timers.insert(id, Timer { queue, generation: 0, cancelled: false });
         id
     })
 }
 
+/// `Cancel`: the pending deadline is dropped and the source is dead (IODispatchSource.iig:
+/// "After cancellation, the source can only be freed. It cannot be reactivated.").
 pub fn timer_cancel(timer: u64) {
     with_world(|w| {
         if let Some(t) = w.timers.get_mut(&timer) {
             t.generation += 1;
+            t.cancelled = true;
         }
     });
+}
+
+/// `SetEnableWithCompletion(enable)`: disabling drops the pending deadline; neither is allowed
+/// on a cancelled source.
+pub fn timer_set_enable(timer: u64, enable: bool) -> i32 {
+    let cancelled = with_world(|w| w.timers.get(&timer).map(|t| t.cancelled));
+    match cancelled {
+        None => IOReturn::kIOReturnBadArgument.0,
+        Some(true) => {
+            timer_used_after_cancel(timer, if enable { "enable" } else { "disable" });
+            IOReturn::kIOReturnNotReady.0
+        }
+        Some(false) => {
+            if !enable {
+                with_world(|w| {
+                    if let Some(t) = w.timers.get_mut(&timer) {
+                        t.generation += 1;
+                    }
+                });
+            }
+            OK
+        }
+    }
+}
+
+fn timer_used_after_cancel(timer: u64, what: &str) {
+    violation(
+        "TimerUsedAfterCancel",
+        SECTION_TIME,
+        format!("timer={timer} call={what}"),
+        format!(
+            "an IOTimerDispatchSource was asked to {what} after Cancel: a cancelled source can \
+             only be freed, it cannot be reactivated (IODispatchSource.iig). The test-bed \
+             answers kIOReturnNotReady and nothing fires. Create a new source instead."
+        ),
+    );
 }
 
 /// `WakeAtTime(options, deadline, leeway)`: at the deadline, read in the clock `options` names
@@ -535,6 +574,10 @@ pub fn timer_wake_at(timer: u64, action: usize, clock: u64, deadline: u64) -> i3
         );
         return IOReturn::kIOReturnBadArgument.0;
     };
+    if with_world(|w| w.timers.get(&timer).is_some_and(|t| t.cancelled)) {
+        timer_used_after_cancel(timer, "WakeAtTime");
+        return IOReturn::kIOReturnNotReady.0;
+    }
     let (timebase, asked) = with_world(|w| (w.timebase, w.timebase_asked));
     let now_ns = sched::now_ns();
     let deadline_ns = match units {
@@ -643,12 +686,30 @@ mod tests {
     fn a_timer_armed_with_a_clock_the_sdk_does_not_have_is_refused_by_name() {
         World::install(World::new(dkraid_core::Stage::Pipeline, 16384));
         with_world(|w| {
-            w.timers.insert(1, Timer { queue: 1, generation: 0 });
+            w.timers.insert(1, Timer { queue: 1, generation: 0, cancelled: false });
         });
         // 0 was the old model's kIOTimerClockMachAbsoluteTime; the SDK's is 0xC8.
         assert_eq!(timer_wake_at(1, 0, 0, 1000), IOReturn::kIOReturnBadArgument.0);
         let rules = with_world(|w| w.violations.iter().map(|v| v.rule).collect::<Vec<_>>());
         assert_eq!(rules, ["TimerClockUnknown"]);
+        World::take();
+    }
+
+    #[test]
+    fn a_cancelled_timer_cannot_be_armed_or_enabled_again() {
+        World::install(World::new(dkraid_core::Stage::Pipeline, 16384));
+        with_world(|w| {
+            w.timers.insert(1, Timer { queue: 1, generation: 0, cancelled: false });
+        });
+        // Disabling and enabling a live source is fine.
+        assert_eq!(timer_set_enable(1, false), OK);
+        assert_eq!(timer_set_enable(1, true), OK);
+        timer_cancel(1);
+        let clock = crate::timebase::K_IO_TIMER_CLOCK_UPTIME_RAW;
+        assert_eq!(timer_wake_at(1, 0, clock, 1000), IOReturn::kIOReturnNotReady.0);
+        assert_eq!(timer_set_enable(1, true), IOReturn::kIOReturnNotReady.0);
+        let rules = with_world(|w| w.violations.iter().map(|v| v.rule).collect::<Vec<_>>());
+        assert_eq!(rules, ["TimerUsedAfterCancel", "TimerUsedAfterCancel"]);
         World::take();
     }
 }

@@ -346,6 +346,11 @@ pub extern "C" fn dksim_timer_cancel(timer: u64) {
     kernel::timer_cancel(timer);
 }
 
+#[no_mangle]
+pub extern "C" fn dksim_timer_set_enable(timer: u64, enable: bool) -> i32 {
+    kernel::timer_set_enable(timer, enable)
+}
+
 // ------------------------------------------------------------------- memory, DMA --
 
 #[no_mangle]

@@ -38,11 +38,13 @@ impl std::fmt::Debug for Queue {
     }
 }
 
-/// A timer source: the queue it fires on; `generation` changes on cancel.
+/// A timer source: the queue it fires on; `generation` changes when a pending deadline is
+/// dropped (re-armed, disabled, cancelled); a cancelled source can only be freed.
 #[derive(Debug)]
 pub struct Timer {
     pub queue: u64,
     pub generation: u64,
+    pub cancelled: bool,
 }
 
 /// A task the kernel sent and waits for.

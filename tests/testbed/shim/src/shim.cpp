@@ -607,10 +607,7 @@ kern_return_t IOTimerDispatchSource::SetEnableWithCompletion(bool enable,
 {
     (void)handler;
     dksim_enter("IOTimerDispatchSource::SetEnableWithCompletion");
-    if (!enable) {
-        dksim_timer_cancel(dksimHandle);
-    }
-    return kIOReturnSuccess;
+    return dksim_timer_set_enable(dksimHandle, enable);
 }
 
 void IOTimerDispatchSource::free()

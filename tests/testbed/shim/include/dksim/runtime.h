@@ -62,6 +62,7 @@ kern_return_t dksim_timer_create(uint64_t queue, uint64_t *out_timer);
 kern_return_t dksim_timer_wake_at(uint64_t timer, OSAction *action, uint64_t clock,
                                   uint64_t deadline);
 void dksim_timer_cancel(uint64_t timer);
+kern_return_t dksim_timer_set_enable(uint64_t timer, bool enable);
 /* IOInterruptDispatchSource: a source for the provider's interrupt `index` (the device's MSI-X
  * vector) delivering on `queue`. The runtime calls the handler action with args
  * [count, time_ns] on that queue; it never touches the action after dksim_interrupt_cancel. */
