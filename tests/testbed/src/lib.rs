@@ -14,6 +14,7 @@
 //! - [`verifier`], [`trace`], [`cli_output`]: findings, timeline, printing.
 //! - [`raid`]: the simulated RAID controller's firmware RAID engine (drives, volumes, rebuilds).
 //! - [`iscsi`]: `dkraid-sim iscsi`, the disks as iSCSI targets (RFC 7143).
+//! - [`campaign`]: `dkraid-sim campaign`, many seeds of random arrays, workloads and faults.
 //! - [`workload`]: `dkraid-sim io` (with `--verify`); [`faults`]: what it does to the
 //!   controller mid-run (drive failures, resets, stalls, dropped and garbage replies, hot plug).
 // FFI glue groups a C call with the pointer reads around it; one SAFETY comment covers the
@@ -25,6 +26,7 @@ extern crate dkraid;
 
 pub mod boot;
 pub mod bundle;
+pub mod campaign;
 pub mod cli_output;
 pub mod controller;
 pub mod databuf;

@@ -324,13 +324,48 @@ enum Command {
         #[arg(long)]
         list_rules: bool,
     },
+    /// Run many seeds, each a random but deterministic array, verify workload and fault
+    /// schedule (`dkraid-sim io ... --json` in child processes), and report every seed that
+    /// failed with the `dkraid-sim io` command that reproduces it (docs/CAMPAIGN.md).
+    Campaign {
+        /// How many seeds to run.
+        #[arg(long, value_name = "N")]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, value_name = "S", default_value_t = 1)]
+        first_seed: u64,
+        /// The fault schedules: random, or none (random arrays and workloads only).
+        #[arg(long, value_enum, default_value = "random")]
+        faults: CampaignFaults,
+        /// Seeds run at once [default: the CPU count].
+        #[arg(long, value_name = "J")]
+        jobs: Option<usize>,
+        /// Run every seed against a broken build (see `dkraid-sim variants`).
+        #[arg(long)]
+        variant: Option<String>,
+        /// Wall-clock seconds a seed may take before it is killed and reported.
+        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        timeout: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the broken variants and what each breaks.
     Variants,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CampaignFaults {
+    Random,
+    None,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Campaign { seeds, first_seed, faults, jobs, variant, timeout, json } => {
+            run_campaign(seeds, first_seed, faults, jobs, variant, timeout, json)
+        }
         Command::Variants => {
             for v in variants::VARIANTS {
                 let scenario = v.scenario.map(|s| format!(" [{s}]")).unwrap_or_default();
@@ -722,6 +757,90 @@ fn main() -> ExitCode {
     }
 }
 
+/// `dkraid-sim campaign`: 0 when every seed passed, 1 when one failed, 2 on bad arguments.
+fn run_campaign(
+    seeds: u64,
+    first_seed: u64,
+    faults: CampaignFaults,
+    jobs: Option<usize>,
+    variant: Option<String>,
+    timeout: u64,
+    json: bool,
+) -> ExitCode {
+    use dkraid_testbed::campaign;
+    if seeds == 0 {
+        eprintln!("dkraid-sim: --seeds 0: a campaign runs at least one seed");
+        return ExitCode::from(2);
+    }
+    if first_seed.checked_add(seeds).is_none() {
+        eprintln!("dkraid-sim: --first-seed {first_seed} --seeds {seeds}: the seeds overflow u64");
+        return ExitCode::from(2);
+    }
+    if jobs == Some(0) {
+        eprintln!("dkraid-sim: --jobs 0: a campaign needs at least one job");
+        return ExitCode::from(2);
+    }
+    if timeout == 0 {
+        eprintln!("dkraid-sim: --timeout 0: a seed needs some wall time");
+        return ExitCode::from(2);
+    }
+    if let Some(name) = &variant {
+        if variants::find(name).is_none() {
+            let names: Vec<_> = variants::VARIANTS.iter().map(|v| v.name).collect();
+            eprintln!("dkraid-sim: no variant {name:?}; valid variants are {}", names.join(", "));
+            return ExitCode::from(2);
+        }
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("dkraid-sim: cannot find this binary to run the seeds: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let cfg = campaign::CampaignConfig {
+        exe,
+        first_seed,
+        seeds,
+        jobs,
+        mode: match faults {
+            CampaignFaults::Random => campaign::FaultMode::Random,
+            CampaignFaults::None => campaign::FaultMode::None,
+        },
+        variant,
+        timeout: std::time::Duration::from_secs(timeout),
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(seeds),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} seeds {pos}/{len} [{bar:40}] {per_sec} {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = campaign::run(&cfg, &|done, failed| {
+        bar.set_position(done);
+        if failed > 0 {
+            bar.set_message(format!("{failed} failed"));
+        }
+    });
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        campaign::print(&report);
+    }
+    if report.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// 0 without violations, 1 with.
 fn exit_for(report: &boot::Report) -> ExitCode {
     if report.ok() {
@@ -890,4 +1009,28 @@ fn build_settings(assignments: &[String]) -> Result<BuildSettings, ExitCode> {
         }
     }
     Ok(settings)
+}
+
+#[cfg(test)]
+mod campaign_cli_tests {
+    use super::*;
+    use dkraid_testbed::campaign::{FaultMode, Plan};
+
+    /// Every command the campaign generates is one `dkraid-sim io` accepts: clap parses it,
+    /// its faults and its array are valid.
+    #[test]
+    fn every_generated_command_parses() {
+        for seed in 0..2000 {
+            let plan = Plan::generate(seed, FaultMode::Random, Some("late-slot-free"));
+            let cli = Cli::try_parse_from(
+                std::iter::once("dkraid-sim".to_string()).chain(plan.args.clone()),
+            )
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}: {}", plan.command()));
+            let Command::Io { boot, faults, .. } = cli.command else {
+                panic!("seed {seed}: not an io command");
+            };
+            assert!(faults.parse().is_ok(), "seed {seed}: {}", plan.command());
+            assert!(controller_config(&boot).is_ok(), "seed {seed}: {}", plan.command());
+        }
+    }
 }
