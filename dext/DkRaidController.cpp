@@ -264,8 +264,14 @@ void DkRaidController::Service(uint64_t now)
         CoreLock lock(ivars->coreLock);
         ArmServiceLocked(ivars, now + pollIn);
     }
-    /* Stage 3: listed volumes and volume events become target work. */
-    ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, DkRaidNsToTicks(now), 0);
+    /* Stage 3: listed volumes and volume events become target work (under the core lock:
+     * Stop takes the timer away there). */
+    {
+        CoreLock lock(ivars->coreLock);
+        if (ivars->targetTimer != nullptr) {
+            ivars->targetTimer->WakeAtTime(kIOTimerClockMachAbsoluteTime, DkRaidNsToTicks(now), 0);
+        }
+    }
     /* Admin responses the firmware finished, and new events for watching clients. */
     DeliverAdminCompletions();
 }
@@ -426,18 +432,37 @@ kern_return_t IMPL(DkRaidController, Stop)
     /* Never wait synchronously on the target queue here: it may be inside
      * UserCreateTargetForID, whose probe needs Default (DRIVERKIT.md §4). No target is
      * destroyed here either: the framework terminates them as children. */
-    if (ivars->targetTimer != nullptr) {
-        ivars->targetTimer->Cancel(nullptr);
+    /* A service pass may be running on InterruptQueue (Cancel does not wait for it) and arms
+     * both timers: each is taken out of ivars under the core lock, where that pass arms it, so
+     * no pass arms a cancelled or released source. */
+    IOTimerDispatchSource *targetTimer = nullptr;
+    IOTimerDispatchSource *serviceTimer = nullptr;
+    {
+        /* No lock yet (Start failed before allocating it): nothing runs that could arm them. */
+        IOLock *coreLock = ivars->coreLock;
+        if (coreLock != nullptr) {
+            IOLockLock(coreLock);
+        }
+        targetTimer = ivars->targetTimer;
+        ivars->targetTimer = nullptr;
+        serviceTimer = ivars->serviceTimer;
+        ivars->serviceTimer = nullptr;
+        if (coreLock != nullptr) {
+            IOLockUnlock(coreLock);
+        }
+    }
+    if (targetTimer != nullptr) {
+        targetTimer->Cancel(nullptr);
     }
     /* The action retains this object: releasing it only in free() would be a cycle that keeps
      * the controller, its queues and every DMA frame alive after Stop. */
-    OSSafeReleaseNULL(ivars->targetTimer);
+    OSSafeReleaseNULL(targetTimer);
     OSSafeReleaseNULL(ivars->targetWorkAction);
     /* No more interrupts or service passes: the tasks below are completed here, once. */
-    if (ivars->serviceTimer != nullptr) {
-        ivars->serviceTimer->Cancel(nullptr);
+    if (serviceTimer != nullptr) {
+        serviceTimer->Cancel(nullptr);
     }
-    OSSafeReleaseNULL(ivars->serviceTimer);
+    OSSafeReleaseNULL(serviceTimer);
     OSSafeReleaseNULL(ivars->serviceAction);
     if (ivars->interruptSource != nullptr) {
         ivars->interruptSource->SetEnableWithCompletion(false, nullptr);

@@ -302,9 +302,16 @@ const EXPECTED: &[Expect] = &[
     },
 ];
 
+/// Variants whose fault is a race the scheduler exposes only in some interleavings: the seed
+/// that shows it. `late-slot-free` needs the kernel to reuse task 1 between the completion and
+/// the slot's release; since a service pass takes the core lock to arm the target timer, seed 1
+/// no longer interleaves so (seeds 2, 5, 6, 8-11 of the first 12 do).
+const SEEDS: &[(&str, &str)] = &[("late-slot-free", "2")];
+
 fn check_variant(e: &Expect) {
     let stage = dkraid_testbed::variants::find(e.variant).expect("a listed variant").stage;
-    let (code, json, _) = boot_json(&["--variant", e.variant, "--stage", stage]);
+    let seed = SEEDS.iter().find(|(v, _)| *v == e.variant).map_or("1", |(_, s)| *s);
+    let (code, json, _) = boot_json(&["--variant", e.variant, "--stage", stage, "--seed", seed]);
     assert_eq!(code, 1, "{}: a broken variant must fail the boot: {json:#}", e.variant);
     assert_eq!(json["variant"], e.variant);
     let found = violations(&json);
