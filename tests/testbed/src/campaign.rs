@@ -736,7 +736,8 @@ mod tests {
             assert_eq!(total % block, 0, "seed {seed}");
             assert!(total <= 8 << 20, "seed {seed}: a seed stays small");
             use crate::faults::Fault;
-            let parsers: [(&str, fn(&str) -> Result<Fault, String>); 9] = [
+            type Parser = fn(&str) -> Result<Fault, String>;
+            let parsers: [(&str, Parser); 9] = [
                 ("--fail-drive", Fault::fail_drive),
                 ("--reset-at", Fault::reset_at),
                 ("--stall-firmware", Fault::stall),
