@@ -344,6 +344,12 @@ pub fn parse(text: &str) -> Result<IigFile, IigError> {
                 }
                 after_brace = lines[i].to_string();
             }
+            if let Some(first) = classes.iter().find(|c: &&Class| c.name == name) {
+                return err(
+                    class_line,
+                    format!("class {name} is declared twice (first at line {})", first.line),
+                );
+            }
             classes.push(Class {
                 name: name.to_string(),
                 superclass: superclass.to_string(),
@@ -555,6 +561,17 @@ public:
         let g = generate_glue(&f, "Foo.h", "dksim_class_Foo");
         assert!(g.contains("{\"Work\", \"WorkQueue\"}"));
         assert!(g.contains("->Work_Impl(action, (uint64_t)args[0])"));
+    }
+
+    /// Found by the `iig` fuzz target (docs/FUZZING.md): a second `class X` was accepted, and
+    /// its methods and `QUEUENAME`s were attributed to the first.
+    #[test]
+    fn a_class_declared_twice_is_an_error() {
+        let text = "class A : public IOService {\n kern_return_t Start() override;\n};\n\
+                    class A : public IOService {\n void Stop() QUEUENAME(Q);\n};\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.line, 4);
+        assert_eq!(e.message, "class A is declared twice (first at line 1)");
     }
 
     #[test]
