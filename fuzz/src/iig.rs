@@ -29,7 +29,11 @@ pub fn run(data: &[u8]) {
                 assert!(c.line >= 1 && c.line <= lines, "class line {} of {lines}", c.line);
                 for m in &c.methods {
                     assert!(!m.name.is_empty() && !m.ret.is_empty(), "{m:?}");
-                    assert!(m.line >= c.line && m.line <= lines, "method line {} of {lines}", m.line);
+                    assert!(
+                        m.line >= c.line && m.line <= lines,
+                        "method line {} of {lines}",
+                        m.line
+                    );
                     for p in &m.params {
                         assert!(is_identifier(&p.name), "parameter name {:?}", p.name);
                         assert!(p.decl.contains(&p.name), "{p:?}");

@@ -20,7 +20,7 @@
 //! reset (both sides start over, nothing is in flight).
 
 use dkraid_core::firmware::reply::Tags;
-use dkraid_core::firmware::wire::{ReplyFlags, ReplyDescriptor, CONTROL_SMID, EVENT_SMID};
+use dkraid_core::firmware::wire::{ReplyDescriptor, ReplyFlags, CONTROL_SMID, EVENT_SMID};
 use dkraid_core::firmware::{Reply, ReplyRing};
 use dkraid_core::limits::{FrameLayout, PageSize};
 use dkraid_core::platform::fake::FakePlatform;
@@ -248,7 +248,11 @@ fn drain(
                 assert_eq!(u64::from(d.smid.get()), id);
                 assert!(d.is_sealed(), "an unsealed entry completed {task}");
                 assert_eq!(d.flags & PHASE, lap_phase, "a stale entry completed {task}");
-                assert_eq!(states[(id - 1) as usize], SlotState::Submitted, "{task} was not outstanding");
+                assert_eq!(
+                    states[(id - 1) as usize],
+                    SlotState::Submitted,
+                    "{task} was not outstanding"
+                );
                 let tag = before.expected(id as u16);
                 assert!(tag != 0 && d.tag.get() == tag, "{task} completed with a foreign tag");
                 assert!(!completed.contains(&id), "{task} completed twice in one drain");

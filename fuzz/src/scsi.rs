@@ -81,7 +81,11 @@ impl CheckedBackend {
         assert_eq!(len % bs, 0, "{what}: {len} bytes is not whole {bs}-byte blocks");
         let n = (len / bs) as u64;
         let end = lba.checked_add(n).unwrap_or_else(|| panic!("{what}: lba {lba} + {n} overflows"));
-        assert!(end <= self.capacity, "{what}: blocks {lba}..{end} past the capacity {}", self.capacity);
+        assert!(
+            end <= self.capacity,
+            "{what}: blocks {lba}..{end} past the capacity {}",
+            self.capacity
+        );
         n
     }
 
@@ -392,7 +396,10 @@ pub fn run(data: &[u8]) {
                 }
                 if lun == 0 {
                     if let (Some(a), true) = (attention, c.bytes >= 14 && !out && !no_buffer) {
-                        assert_eq!((buf[2], buf[12], buf[13]), (0x06, attention_asc(a).0, attention_asc(a).1));
+                        assert_eq!(
+                            (buf[2], buf[12], buf[13]),
+                            (0x06, attention_asc(a).0, attention_asc(a).1)
+                        );
                     }
                     attention = None;
                 }
@@ -412,7 +419,10 @@ pub fn run(data: &[u8]) {
                 );
                 if stopped && needs_medium {
                     let s = c.sense.expect("a stopped unit is not ready");
-                    assert_eq!((s.key, s.asc), (SenseKey::NotReady, Asc::INITIALIZING_COMMAND_REQUIRED));
+                    assert_eq!(
+                        (s.key, s.asc),
+                        (SenseKey::NotReady, Asc::INITIALIZING_COMMAND_REQUIRED)
+                    );
                     continue;
                 }
                 check_command(&e, command, &c, &buf, out, no_buffer, bad_lba);
