@@ -37,15 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_of() {
-    case "$1" in
-        full-512) echo 13260 ;;
-        full-4096) echo 13261 ;;
-        full-faulted) echo 13262 ;;
-        fake-block) echo 13263 ;;
-    esac
-}
-
 boot_args() {
     case "$1" in
         full-512) echo "--stage full" ;;
@@ -65,16 +56,19 @@ families() {
 # One run: boot, wait for the listener, run the families, stop the target (SIGINT: it prints
 # its report), classify.
 one() {
-    local run=$1 port
-    port=$(port_of "$run")
+    local run=$1 port=""
+    # Port 0: the system picks a free one (a fixed port collides with any other run on the
+    # machine); the target prints the one it got.
     # shellcheck disable=SC2046
-    "$sim" iscsi --listen "127.0.0.1:$port" $(boot_args "$run") >"$out/$run.report" 2>"$out/$run.sim.err" &
+    "$sim" iscsi --listen "127.0.0.1:0" $(boot_args "$run") >"$out/$run.report" 2>"$out/$run.sim.err" &
     local sim_pid=$!
     for _ in $(seq 1 200); do
-        grep -q "listening on" "$out/$run.sim.err" 2>/dev/null && break
+        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$out/$run.sim.err" 2>/dev/null | head -n1)
+        [ -n "$port" ] && break
         kill -0 "$sim_pid" 2>/dev/null || { echo "$run: dkraid-sim exited:" >&2; cat "$out/$run.sim.err" >&2; return 1; }
         sleep 0.1
     done
+    [ -n "$port" ] || { echo "$run: dkraid-sim never said where it listens" >&2; return 1; }
     local url="iscsi://127.0.0.1:$port/iqn.2025-01.org.dkraid:sim.t0/0"
     : >"$out/$run.results"
     for f in $(families "$run"); do
